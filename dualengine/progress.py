@@ -1,0 +1,70 @@
+"""Progress for long work: a rich bar in the terminal and a Prefect progress artifact in the UI."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+from collections.abc import Iterator
+
+
+def _in_prefect_run() -> bool:
+    if "prefect" not in sys.modules:
+        return False
+    from prefect.context import FlowRunContext, TaskRunContext
+
+    return FlowRunContext.get() is not None or TaskRunContext.get() is not None
+
+
+class ProgressReporter:
+    """Advance a terminal bar and, inside a Prefect run, a progress artifact (in 5 % steps)."""
+
+    def __init__(self, description: str, total: int, key: str | None = None):
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.total = max(total, 1)
+        self.done = 0
+        self._bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            transient=False,
+        )
+        self._task = self._bar.add_task(description, total=self.total)
+        self._artifact_id = None
+        self._last_percent = -1.0
+        if _in_prefect_run():
+            from prefect.artifacts import create_progress_artifact
+
+            self._artifact_id = create_progress_artifact(
+                progress=0.0, key=key, description=description
+            )
+
+    def advance(self, amount: int = 1) -> None:
+        self.done += amount
+        self._bar.update(self._task, advance=amount)
+        percent = min(100.0, 100.0 * self.done / self.total)
+        if self._artifact_id is not None and (percent - self._last_percent >= 5 or percent >= 100):
+            from prefect.artifacts import update_progress_artifact
+
+            update_progress_artifact(self._artifact_id, progress=percent)
+            self._last_percent = percent
+
+
+@contextmanager
+def progress(description: str, total: int, key: str | None = None) -> Iterator[ProgressReporter]:
+    """Context manager around ProgressReporter that always closes the terminal bar."""
+    reporter = ProgressReporter(description, total, key)
+    reporter._bar.start()
+    try:
+        yield reporter
+    finally:
+        reporter._bar.stop()

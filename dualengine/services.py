@@ -1,0 +1,365 @@
+"""Local services: a Prefect server, an MLflow tracking server and one Weaviate node on 127.0.0.1.
+
+Each runs as a child process in its own session with a log and a PID file in the state folder;
+`services.json` there records the endpoints so every later command finds them. A service given
+by the environment (PREFECT_API_URL, MLFLOW_TRACKING_URI, DUALENGINE_WEAVIATE_URL) is external:
+it is checked, never started or stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from dualengine import weaviate_server
+from dualengine.settings import Settings
+
+SERVICE_NAMES = ("prefect", "mlflow", "weaviate")
+WEBHOOK_KEY = "ZHVhbGVuZ2luZS1sb2NhbC13ZWJob29rcy1rZXktMDE="  # a fixed local Fernet key; set MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY elsewhere
+
+
+@dataclass
+class Endpoints:
+    """Where each service answers."""
+
+    prefect_api_url: str
+    mlflow_tracking_uri: str
+    weaviate_http: str
+    weaviate_grpc_port: int
+    external: list[str] = field(default_factory=list)
+
+    @property
+    def weaviate_host_port(self) -> tuple[str, int]:
+        parsed = httpx.URL(self.weaviate_http)
+        return parsed.host, parsed.port or 80
+
+
+@dataclass
+class ServiceStatus:
+    name: str
+    url: str
+    healthy: bool
+    pid: int | None
+    managed: bool
+    log: str | None
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def free_port_block(size: int, start: int = 20000, stop: int = 60000) -> int:
+    """First port of `size` consecutive free ports (Weaviate's cluster ports)."""
+    import random
+
+    rng = random.Random(os.getpid() ^ int(time.time()))
+    for _ in range(200):
+        base = rng.randrange(start, stop - size)
+        if all(port_is_free(base + i) for i in range(size)):
+            return base
+    raise RuntimeError(f"no block of {size} free ports found")
+
+
+def preferred_or_free(port: int) -> int:
+    return port if port_is_free(port) else free_port()
+
+
+def _state_file(settings: Settings) -> Path:
+    return settings.state / "services.json"
+
+
+def read_state(settings: Settings) -> dict[str, Any]:
+    path = _state_file(settings)
+    if not path.exists():
+        return {}
+    return json.loads(path.read_text())
+
+
+def write_state(settings: Settings, state: dict[str, Any]) -> None:
+    settings.state.mkdir(parents=True, exist_ok=True)
+    _state_file(settings).write_text(json.dumps(state, indent=2, sort_keys=True))
+
+
+def resolve_endpoints(settings: Settings) -> Endpoints:
+    """Environment first, then what `services up` recorded, then the default ports."""
+    state = read_state(settings)
+    external: list[str] = []
+    prefect = os.environ.get("PREFECT_API_URL")
+    if prefect and not state.get("prefect", {}).get("url") == prefect:
+        external.append("prefect")
+    prefect = prefect or state.get("prefect", {}).get("url")
+    mlflow_uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if mlflow_uri and not state.get("mlflow", {}).get("url") == mlflow_uri:
+        external.append("mlflow")
+    mlflow_uri = mlflow_uri or state.get("mlflow", {}).get("url")
+    if settings.weaviate_url:
+        external.append("weaviate")
+        weaviate_http = settings.weaviate_url.rstrip("/")
+        grpc = settings.weaviate_grpc_port or 50051
+    else:
+        weaviate_http = state.get("weaviate", {}).get(
+            "url", f"http://127.0.0.1:{settings.weaviate_port}"
+        )
+        grpc = state.get("weaviate", {}).get("grpc_port", settings.weaviate_grpc_port or 50051)
+    return Endpoints(
+        prefect_api_url=prefect or f"http://127.0.0.1:{settings.prefect_port}/api",
+        mlflow_tracking_uri=mlflow_uri or f"http://127.0.0.1:{settings.mlflow_port}",
+        weaviate_http=weaviate_http,
+        weaviate_grpc_port=int(grpc),
+        external=external,
+    )
+
+
+def export_endpoints(settings: Settings) -> Endpoints:
+    """Put the endpoints into os.environ before prefect or mlflow are imported."""
+    endpoints = resolve_endpoints(settings)
+    os.environ["PREFECT_API_URL"] = endpoints.prefect_api_url
+    os.environ["MLFLOW_TRACKING_URI"] = endpoints.mlflow_tracking_uri
+    os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
+    return endpoints
+
+
+def health_url(name: str, endpoints: Endpoints) -> str:
+    if name == "prefect":
+        return endpoints.prefect_api_url.rstrip("/") + "/health"
+    if name == "mlflow":
+        return endpoints.mlflow_tracking_uri.rstrip("/") + "/health"
+    return endpoints.weaviate_http + "/v1/.well-known/ready"
+
+
+def is_healthy(url: str, timeout: float = 2.0) -> bool:
+    try:
+        return httpx.get(url, timeout=timeout).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie child counts as gone
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().split()[2] != "Z"
+    except OSError:
+        return True
+
+
+def _bin(name: str) -> str:
+    candidate = Path(sys.executable).parent / name
+    return str(candidate) if candidate.exists() else name
+
+
+def _launch(
+    settings: Settings, name: str, command: list[str], env: dict[str, str]
+) -> subprocess.Popen:
+    logs = settings.state / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    log = open(logs / f"{name}.log", "ab")  # noqa: SIM115 - handed to the child
+    process = subprocess.Popen(
+        command,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, **env},
+        cwd=str(settings.state),
+        start_new_session=True,
+    )
+    (settings.state / f"{name}.pid").write_text(str(process.pid))
+    return process
+
+
+def _prefect_spec(settings: Settings) -> tuple[list[str], dict[str, str], dict[str, Any]]:
+    port = preferred_or_free(settings.prefect_port)
+    home = settings.state / "prefect"
+    home.mkdir(parents=True, exist_ok=True)
+    env = {
+        "PREFECT_HOME": str(home),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home / 'prefect.db'}",
+        "PREFECT_SERVER_API_HOST": "127.0.0.1",
+        "PREFECT_SERVER_API_PORT": str(port),
+        "PREFECT_UI_API_URL": f"http://127.0.0.1:{port}/api",
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+    }
+    env.pop("PREFECT_API_URL", None)
+    command = [_bin("prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+    return command, env, {"url": f"http://127.0.0.1:{port}/api", "port": port}
+
+
+def mlflow_store(settings: Settings) -> Path:
+    return Path(os.environ.get("DUALENGINE_MLFLOW_STORE") or settings.mlflow_dir)
+
+
+def _mlflow_spec(settings: Settings) -> tuple[list[str], dict[str, str], dict[str, Any]]:
+    port = preferred_or_free(settings.mlflow_port)
+    store = mlflow_store(settings)
+    (store / "artifacts").mkdir(parents=True, exist_ok=True)
+    command = [
+        _bin("mlflow"),
+        "server",
+        "--backend-store-uri",
+        f"sqlite:///{store / 'mlflow.db'}",
+        "--artifacts-destination",
+        str(store / "artifacts"),
+        "--serve-artifacts",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
+    env = {
+        "MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https",
+        "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true",
+        "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY": os.environ.get(
+            "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY", WEBHOOK_KEY
+        ),
+    }
+    return command, env, {"url": f"http://127.0.0.1:{port}", "port": port, "store": str(store)}
+
+
+def _weaviate_spec(settings: Settings) -> tuple[list[str], dict[str, str], dict[str, Any]]:
+    binary = weaviate_server.ensure_binary(settings)
+    http_port = preferred_or_free(settings.weaviate_port)
+    grpc_port = preferred_or_free(settings.weaviate_grpc_port or 50051)
+    base = free_port_block(5)
+    data = settings.state / "weaviate-data"
+    data.mkdir(parents=True, exist_ok=True)
+    env = weaviate_server.server_environment(data, http_port, grpc_port, base)
+    command = weaviate_server.server_command(binary, http_port)
+    info = {"url": f"http://127.0.0.1:{http_port}", "port": http_port, "grpc_port": grpc_port}
+    return command, env, info
+
+
+SPECS = {"prefect": _prefect_spec, "mlflow": _mlflow_spec, "weaviate": _weaviate_spec}
+
+
+def status(settings: Settings) -> list[ServiceStatus]:
+    """Health of every service, managed or external."""
+    endpoints = resolve_endpoints(settings)
+    state = read_state(settings)
+    rows = []
+    for name in SERVICE_NAMES:
+        info = state.get(name, {})
+        managed = name not in endpoints.external
+        url = health_url(name, endpoints)
+        rows.append(
+            ServiceStatus(
+                name=name,
+                url=url.rsplit("/", 1)[0] if name != "weaviate" else endpoints.weaviate_http,
+                healthy=is_healthy(url),
+                pid=info.get("pid") if managed else None,
+                managed=managed,
+                log=str(settings.state / "logs" / f"{name}.log") if managed else None,
+            )
+        )
+    return rows
+
+
+def up(settings: Settings, timeout: float = 180.0, progress=print) -> list[ServiceStatus]:
+    """Start every managed service that is not already healthy, then wait for all of them."""
+    endpoints = resolve_endpoints(settings)
+    state = read_state(settings)
+    started: dict[str, subprocess.Popen] = {}
+    for name in SERVICE_NAMES:
+        if name in endpoints.external:
+            progress(f"{name}: external endpoint, not started")
+            continue
+        info = state.get(name, {})
+        if pid_alive(info.get("pid")) and is_healthy(health_url(name, endpoints)):
+            progress(f"{name}: already running (pid {info['pid']})")
+            continue
+        command, env, info = SPECS[name](settings)
+        process = _launch(settings, name, command, env)
+        info["pid"] = process.pid
+        state[name] = info
+        started[name] = process
+        progress(f"{name}: starting on {info['url']} (pid {process.pid})")
+    write_state(settings, state)
+    endpoints = resolve_endpoints(settings)
+    deadline = time.monotonic() + timeout
+    for name, process in started.items():
+        url = health_url(name, endpoints)
+        while not is_healthy(url):
+            if process.poll() is not None:
+                raise RuntimeError(
+                    f"{name} exited with code {process.returncode} during start-up; "
+                    f"see {settings.state / 'logs' / (name + '.log')}"
+                )
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{name} not healthy at {url} after {timeout:.0f} s")
+            time.sleep(0.5)
+        progress(f"{name}: healthy")
+    return status(settings)
+
+
+def _stop_pid(pid: int, grace: float = 20.0) -> None:
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        try:
+            waited, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            waited = 0
+        if waited == pid or not pid_alive(pid):
+            break
+        time.sleep(0.2)
+    else:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    try:  # also stop any child left in the group (uvicorn workers)
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def down(settings: Settings, progress=print) -> None:
+    """Stop the services this state folder started; external ones are left alone."""
+    state = read_state(settings)
+    for name in reversed(SERVICE_NAMES):
+        info = state.get(name)
+        if not info or not info.get("pid"):
+            continue
+        _stop_pid(int(info["pid"]))
+        (settings.state / f"{name}.pid").unlink(missing_ok=True)
+        info["pid"] = None
+        progress(f"{name}: stopped")
+    write_state(settings, state)
+
+
+def status_dicts(rows: list[ServiceStatus]) -> list[dict[str, Any]]:
+    return [asdict(row) for row in rows]

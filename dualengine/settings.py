@@ -1,0 +1,100 @@
+"""One place for configuration: endpoints and paths from the environment, tunables from params.yaml."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+WEAVIATE_VERSION = "1.38.11"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def default_cache_dir() -> Path:
+    """User-level cache shared by every checkout: built binaries and converted models."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "dualengine"
+
+
+class Settings(BaseSettings):
+    """Runtime settings; every field can be set as DUALENGINE_<FIELD> in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="DUALENGINE_", extra="ignore")
+
+    home: Path = Field(default=PROJECT_ROOT, description="project folder (params.yaml, data/)")
+    state_dir: Path | None = Field(default=None, description="PID files, logs, service state")
+    cache_dir: Path = Field(default_factory=default_cache_dir)
+    params_file: Path | None = None
+    profile: Literal["tiny", "default", "gpu"] = "default"
+
+    base_model: str | None = Field(
+        default=None, description="Hugging Face id or local path; default: SmolLM2-135M-Instruct"
+    )
+    embedding_model: str | None = Field(
+        default=None, description="sentence-transformers id or path; default: all-MiniLM-L6-v2"
+    )
+
+    weaviate_url: str | None = Field(
+        default=None, description="an existing Weaviate (http://host:port); not started then"
+    )
+    weaviate_grpc_port: int | None = None
+    weaviate_api_key: str | None = None
+    weaviate_mode: Literal["auto", "binary", "embedded"] = "auto"
+
+    prefect_port: int = 4200
+    mlflow_port: int = 5000
+    weaviate_port: int = 8080
+
+    torch_threads: int | None = None
+
+    @property
+    def state(self) -> Path:
+        """Folder for PID files, logs and the services' data."""
+        return self.state_dir or (self.home / ".dualengine")
+
+    @property
+    def params_path(self) -> Path:
+        return self.params_file or (self.home / "params.yaml")
+
+    @property
+    def data_dir(self) -> Path:
+        return self.home / "data"
+
+    @property
+    def mlflow_dir(self) -> Path:
+        return self.home / "mlflow"
+
+    def params(self) -> dict[str, Any]:
+        """params.yaml as a dict."""
+        return load_params(self.params_path)
+
+    def training_params(self) -> dict[str, Any]:
+        """The training block for the active profile, with the shared keys merged in."""
+        training = self.params()["training"]
+        merged = dict(training["profiles"][self.profile])
+        merged["system_prompt"] = training["system_prompt"].strip()
+        merged["seed"] = training["seed"]
+        return merged
+
+
+@lru_cache(maxsize=8)
+def _load_params_cached(path: str, mtime: float) -> dict[str, Any]:
+    with open(path, encoding="utf-8") as handle:
+        return yaml.safe_load(handle)
+
+
+def load_params(path: Path) -> dict[str, Any]:
+    """Read params.yaml (cached until the file changes)."""
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: params file not found (set DUALENGINE_PARAMS_FILE)")
+    return _load_params_cached(str(path), path.stat().st_mtime)
+
+
+def get_settings() -> Settings:
+    """Fresh settings from the current environment."""
+    return Settings()

@@ -1,0 +1,132 @@
+"""The Weaviate server binary: built with `go install`, or fetched by weaviate-client's embedded mode.
+
+Both give the same pinned server version; the binary then runs as one local node.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from dualengine.settings import WEAVIATE_VERSION, Settings
+
+GO_PACKAGE = f"github.com/weaviate/weaviate/cmd/weaviate-server@v{WEAVIATE_VERSION}"
+
+
+class WeaviateBinaryError(RuntimeError):
+    """No Weaviate binary could be had; the message says what was tried and what to do."""
+
+
+def go_binary_path(settings: Settings) -> Path:
+    return settings.cache_dir / f"weaviate-v{WEAVIATE_VERSION}" / "weaviate-server"
+
+
+def embedded_binary_dir(settings: Settings) -> Path:
+    return settings.cache_dir / "weaviate-embedded"
+
+
+def find_binary(settings: Settings) -> Path | None:
+    """An already installed binary, if any."""
+    built = go_binary_path(settings)
+    if built.exists():
+        return built
+    folder = embedded_binary_dir(settings)
+    if folder.exists():
+        for candidate in sorted(folder.glob(f"weaviate-*{WEAVIATE_VERSION}*")):
+            if candidate.is_file() and os.access(candidate, os.X_OK):
+                return candidate
+    return None
+
+
+def build_with_go(settings: Settings) -> Path:
+    """`go install` the pinned server into the project cache (CGO off, as upstream builds it)."""
+    go = shutil.which("go")
+    if go is None:
+        raise WeaviateBinaryError("Go is not installed")
+    target = go_binary_path(settings)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, CGO_ENABLED="0", GOBIN=str(target.parent))
+    result = subprocess.run(
+        [go, "install", GO_PACKAGE], env=env, capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0 or not target.exists():
+        raise WeaviateBinaryError(
+            f"`go install {GO_PACKAGE}` failed (exit {result.returncode}): "
+            f"{result.stderr.strip()[-2000:]}"
+        )
+    return target
+
+
+def download_embedded(settings: Settings) -> Path:
+    """Let weaviate-client's embedded mode download the pinned release (needs internet)."""
+    from weaviate.embedded import EmbeddedOptions, EmbeddedV4
+
+    folder = embedded_binary_dir(settings)
+    folder.mkdir(parents=True, exist_ok=True)
+    embedded = EmbeddedV4(EmbeddedOptions(version=WEAVIATE_VERSION, binary_path=str(folder)))
+    try:
+        embedded.ensure_weaviate_binary_exists()
+    except Exception as exc:  # network errors come in many types
+        raise WeaviateBinaryError(
+            f"weaviate-client embedded download of v{WEAVIATE_VERSION} failed: {exc}"
+        ) from exc
+    return Path(embedded._weaviate_binary_path)
+
+
+def ensure_binary(settings: Settings) -> Path:
+    """Return a runnable weaviate-server, building or downloading it the first time."""
+    found = find_binary(settings)
+    if found is not None:
+        return found
+    errors: list[str] = []
+    order = {
+        "auto": (build_with_go, download_embedded),
+        "binary": (build_with_go,),
+        "embedded": (download_embedded,),
+    }[settings.weaviate_mode]
+    for attempt in order:
+        try:
+            return attempt(settings)
+        except WeaviateBinaryError as exc:
+            errors.append(str(exc))
+    raise WeaviateBinaryError(
+        "no Weaviate server binary: "
+        + "; ".join(errors)
+        + ". Install Go (https://go.dev/dl) and rerun `make setup`, allow the embedded download, "
+        "or point DUALENGINE_WEAVIATE_URL at a running Weaviate."
+    )
+
+
+def server_environment(
+    data_dir: Path, http_port: int, grpc_port: int, base_port: int
+) -> dict[str, str]:
+    """Environment for one local node on 127.0.0.1; base_port..+3 for gossip/data/raft/profiling."""
+    return {
+        "AUTHENTICATION_ANONYMOUS_ACCESS_ENABLED": "true",
+        "AUTHORIZATION_ADMINLIST_ENABLED": "false",
+        "DEFAULT_VECTORIZER_MODULE": "none",
+        "ENABLE_MODULES": "",
+        "PERSISTENCE_DATA_PATH": str(data_dir),
+        "QUERY_DEFAULTS_LIMIT": "25",
+        "CLUSTER_HOSTNAME": "dualengine-node1",
+        "CLUSTER_BIND_ADDR": "127.0.0.1",
+        "CLUSTER_ADVERTISE_ADDR": "127.0.0.1",
+        "CLUSTER_IN_LOCALHOST": "true",
+        "CLUSTER_GOSSIP_BIND_PORT": str(base_port),
+        "CLUSTER_DATA_BIND_PORT": str(base_port + 1),
+        "RAFT_PORT": str(base_port + 2),
+        "RAFT_INTERNAL_RPC_PORT": str(base_port + 3),
+        "RAFT_BOOTSTRAP_EXPECT": "1",
+        "RAFT_JOIN": "dualengine-node1",
+        "GO_PROFILING_PORT": str(base_port + 4),
+        "GRPC_PORT": str(grpc_port),
+        "DISABLE_TELEMETRY": "true",
+        "LOG_LEVEL": "warning",
+        "PROMETHEUS_MONITORING_ENABLED": "false",
+    }
+
+
+def server_command(binary: Path, http_port: int) -> list[str]:
+    return [str(binary), "--host", "127.0.0.1", "--port", str(http_port), "--scheme", "http"]

@@ -1,0 +1,175 @@
+"""Datasets: the XQuAD sample turned into the three input formats, readers, and data versions.
+
+Formats (see data/README.md):
+- corpus JSONL: id, title, text, source, updated_at (ISO 8601), groups (list of access groups)
+- QA JSONL: id, question, answer, passage_id, article
+- evaluation JSONL: id, question, answer, relevant_ids (list of passage ids), article
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+XQUAD_UPDATED_AT = "2019-11-21T00:00:00Z"  # the date the upstream file last changed
+
+
+class DataFormatError(ValueError):
+    """A record that cannot be read; the message names the file, the line and the rule."""
+
+
+@dataclass(frozen=True)
+class DatasetPaths:
+    """Where the three datasets of one run live."""
+
+    corpus: Path
+    train: Path
+    eval: Path
+
+    def as_dict(self) -> dict[str, str]:
+        return {"corpus": str(self.corpus), "train": str(self.train), "eval": str(self.eval)}
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Read a JSONL file; a bad line raises DataFormatError naming file and line."""
+    if not path.exists():
+        raise DataFormatError(f"{path}: file not found")
+    records: list[dict[str, Any]] = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataFormatError(
+                    f"{path}, line {number}: rule 'valid JSON' failed ({exc.msg})"
+                ) from exc
+            if not isinstance(record, dict):
+                raise DataFormatError(f"{path}, line {number}: rule 'JSON object' failed")
+            records.append(record)
+    return records
+
+
+def write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
+    """Write records as JSONL (sorted keys, UTF-8) so identical data gives identical bytes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as handle:
+        for record in records:
+            handle.write(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n")
+
+
+def file_digest(path: Path) -> str:
+    """md5 of a file's bytes (the digest DVC records in dvc.lock)."""
+    digest = hashlib.md5()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def data_version(paths: DatasetPaths) -> str:
+    """One short id for the content of all three datasets."""
+    combined = hashlib.sha256()
+    for name, path in sorted(paths.as_dict().items()):
+        combined.update(f"{name}:{file_digest(Path(path))}\n".encode())
+    return combined.hexdigest()[:12]
+
+
+def split_articles(titles: list[str], eval_fraction: float, seed: int) -> set[str]:
+    """Choose the held-out articles; questions of one article never straddle the split."""
+    unique = sorted(set(titles))
+    if len(unique) < 2:
+        raise ValueError("need at least two articles to split by article")
+    rng = random.Random(seed)
+    shuffled = unique[:]
+    rng.shuffle(shuffled)
+    n_eval = min(len(unique) - 1, max(1, round(len(unique) * eval_fraction)))
+    return set(shuffled[:n_eval])
+
+
+def xquad_records(
+    squad: dict[str, Any], groups: list[str], source_name: str = "xquad.en.json"
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Flatten SQuAD-format JSON into corpus records and QA records (one per question)."""
+    corpus: list[dict[str, Any]] = []
+    questions: list[dict[str, Any]] = []
+    for a_index, article in enumerate(squad["data"]):
+        title = article["title"]
+        for p_index, paragraph in enumerate(article["paragraphs"]):
+            passage_id = f"xquad-{a_index:02d}-{p_index:02d}"
+            corpus.append(
+                {
+                    "id": passage_id,
+                    "title": title.replace("_", " "),
+                    "text": paragraph["context"],
+                    "source": f"{source_name}#data[{a_index}].paragraphs[{p_index}]",
+                    "updated_at": XQUAD_UPDATED_AT,
+                    "groups": list(groups),
+                }
+            )
+            for qa in paragraph["qas"]:
+                questions.append(
+                    {
+                        "id": qa["id"],
+                        "question": qa["question"],
+                        "answer": qa["answers"][0]["text"],
+                        "passage_id": passage_id,
+                        "article": title,
+                    }
+                )
+    return corpus, questions
+
+
+def prepare_xquad(
+    raw_path: Path, out_dir: Path, eval_fraction: float, seed: int, groups: list[str]
+) -> DatasetPaths:
+    """Turn the raw XQuAD file into corpus / train / eval JSONL, split by article."""
+    with open(raw_path, encoding="utf-8") as handle:
+        squad = json.load(handle)
+    corpus, questions = xquad_records(squad, groups)
+    eval_articles = split_articles([q["article"] for q in questions], eval_fraction, seed)
+    train = [q for q in questions if q["article"] not in eval_articles]
+    evaluation = [
+        {
+            "id": q["id"],
+            "question": q["question"],
+            "answer": q["answer"],
+            "relevant_ids": [q["passage_id"]],
+            "article": q["article"],
+        }
+        for q in questions
+        if q["article"] in eval_articles
+    ]
+    paths = DatasetPaths(out_dir / "corpus.jsonl", out_dir / "train.jsonl", out_dir / "eval.jsonl")
+    write_jsonl(paths.corpus, corpus)
+    write_jsonl(paths.train, train)
+    write_jsonl(paths.eval, evaluation)
+    return paths
+
+
+def sample_dataset_paths(data_dir: Path, params: dict[str, Any]) -> DatasetPaths:
+    """Prepare the bundled XQuAD sample unless its outputs are already up to date."""
+    raw = data_dir / "raw" / "xquad" / "xquad.en.json"
+    out = data_dir / "prepared" / "xquad"
+    paths = DatasetPaths(out / "corpus.jsonl", out / "train.jsonl", out / "eval.jsonl")
+    stamp = out / ".inputs"
+    data_params = params["data"]
+    expected = json.dumps(
+        {"raw": file_digest(raw), "params": data_params, "format": 1}, sort_keys=True
+    )
+    fresh = all(p.exists() for p in (paths.corpus, paths.train, paths.eval))
+    if not (fresh and stamp.exists() and stamp.read_text() == expected):
+        paths = prepare_xquad(
+            raw,
+            out,
+            data_params["eval_fraction"],
+            data_params["split_seed"],
+            data_params["access_groups"],
+        )
+        stamp.write_text(expected)
+    return paths

@@ -1,0 +1,41 @@
+"""Sentence embeddings for passages and queries (one model instance per process)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+from dualengine.progress import progress
+
+if TYPE_CHECKING:
+    import numpy as np
+
+
+@lru_cache(maxsize=2)
+def load_embedder(model: str):
+    """A sentence-transformers model on the CPU (or the GPU when one is there)."""
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(model)
+
+
+def embed_texts(model: str, texts: list[str], batch_size: int = 32, show: bool = True) -> np.ndarray:
+    """Unit-normalised float32 vectors, one per text, with a progress bar for long inputs."""
+    import numpy as np
+
+    embedder = load_embedder(model)
+    if not show or len(texts) <= batch_size:
+        return embedder.encode(texts, batch_size=batch_size, normalize_embeddings=True)
+    parts = []
+    with progress("embedding passages", len(texts), key="embedding") as bar:
+        for start in range(0, len(texts), batch_size):
+            chunk = texts[start : start + batch_size]
+            parts.append(
+                embedder.encode(chunk, batch_size=batch_size, normalize_embeddings=True)
+            )
+            bar.advance(len(chunk))
+    return np.concatenate(parts).astype("float32")
+
+
+def embed_query(model: str, text: str) -> list[float]:
+    return embed_texts(model, [text], show=False)[0].tolist()
