@@ -39,6 +39,9 @@ class ProgressReporter:
             transient=False,
         )
         self._task = self._bar.add_task(description, total=self.total)
+        self._description = description
+        self._plain = not self._bar.console.is_terminal
+        self._last_line = 0
         self._artifact_id = None
         self._last_percent = -1.0
         if _in_prefect_run():
@@ -52,6 +55,11 @@ class ProgressReporter:
         self.done += amount
         self._bar.update(self._task, advance=amount)
         percent = min(100.0, 100.0 * self.done / self.total)
+        if self._plain and (percent - self._last_line >= 10 or self.done == self.total):
+            elapsed = self._bar.tasks[0].elapsed or 0.0
+            print(f"{self._description}: {self.done}/{self.total} ({percent:.0f} %, "
+                  f"{elapsed:.1f} s)", file=sys.stderr, flush=True)
+            self._last_line = percent
         if self._artifact_id is not None and (percent - self._last_percent >= 5 or percent >= 100):
             from prefect.artifacts import update_progress_artifact
 

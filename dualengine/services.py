@@ -102,18 +102,24 @@ def write_state(settings: Settings, state: dict[str, Any]) -> None:
     _state_file(settings).write_text(json.dumps(state, indent=2, sort_keys=True))
 
 
+def _pick(env_name: str, recorded: str | None, local_default: str, external: list[str],
+          service: str) -> str:
+    """The env URL wins; it is external unless it is the address `services up` manages."""
+    from_env = os.environ.get(env_name)
+    if from_env and from_env.rstrip("/") not in {(recorded or "").rstrip("/"),
+                                                  local_default.rstrip("/")}:
+        external.append(service)
+    return from_env or recorded or local_default
+
+
 def resolve_endpoints(settings: Settings) -> Endpoints:
     """Environment first, then what `services up` recorded, then the default ports."""
     state = read_state(settings)
     external: list[str] = []
-    prefect = os.environ.get("PREFECT_API_URL")
-    if prefect and not state.get("prefect", {}).get("url") == prefect:
-        external.append("prefect")
-    prefect = prefect or state.get("prefect", {}).get("url")
-    mlflow_uri = os.environ.get("MLFLOW_TRACKING_URI")
-    if mlflow_uri and not state.get("mlflow", {}).get("url") == mlflow_uri:
-        external.append("mlflow")
-    mlflow_uri = mlflow_uri or state.get("mlflow", {}).get("url")
+    prefect = _pick("PREFECT_API_URL", state.get("prefect", {}).get("url"),
+                    f"http://127.0.0.1:{settings.prefect_port}/api", external, "prefect")
+    mlflow_uri = _pick("MLFLOW_TRACKING_URI", state.get("mlflow", {}).get("url"),
+                       f"http://127.0.0.1:{settings.mlflow_port}", external, "mlflow")
     if settings.weaviate_url:
         external.append("weaviate")
         weaviate_http = settings.weaviate_url.rstrip("/")
@@ -124,8 +130,8 @@ def resolve_endpoints(settings: Settings) -> Endpoints:
         )
         grpc = state.get("weaviate", {}).get("grpc_port", settings.weaviate_grpc_port or 50051)
     return Endpoints(
-        prefect_api_url=prefect or f"http://127.0.0.1:{settings.prefect_port}/api",
-        mlflow_tracking_uri=mlflow_uri or f"http://127.0.0.1:{settings.mlflow_port}",
+        prefect_api_url=prefect,
+        mlflow_tracking_uri=mlflow_uri,
         weaviate_http=weaviate_http,
         weaviate_grpc_port=int(grpc),
         external=external,

@@ -1,0 +1,68 @@
+"""`dualengine status`: services, the champion and challenger, and the live index."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dualengine import services
+from dualengine.settings import Settings
+
+METRIC_PREFIXES = ("eval_", "retrieval_")
+
+
+def _model_versions(settings: Settings) -> dict[str, Any]:
+    from tasks import registry
+
+    name = settings.params()["registry"]["model_name"]
+    found: dict[str, Any] = {"name": name}
+    for alias in (registry.CHAMPION, registry.CHALLENGER):
+        version = registry.version_by_alias(name, alias)
+        if version is None:
+            found[alias] = None
+            continue
+        tags = version.tags or {}
+        found[alias] = {
+            "version": str(version.version),
+            "run_id": version.run_id,
+            "data_version": tags.get("data_version"),
+            "index_version": tags.get("index_version"),
+            "metrics": {k: float(v) for k, v in tags.items() if k.startswith(METRIC_PREFIXES)},
+        }
+    return found
+
+
+def _live_index(settings: Settings) -> dict[str, Any]:
+    from dualengine.weaviate_client import weaviate_client
+    from tasks.indexing import alias_target, collection_count, read_manifest
+
+    alias = settings.params()["index"]["alias"]
+    with weaviate_client(settings) as client:
+        target = alias_target(client, alias)
+        if target is None:
+            return {"alias": alias, "collection": None, "objects": 0}
+        manifest = read_manifest(client, target)
+        return {
+            "alias": alias,
+            "collection": target,
+            "objects": collection_count(client, target),
+            "data_version": manifest.get("data_version"),
+            "index_version": manifest.get("index_version"),
+            "embedding_model": manifest.get("embedding_model"),
+        }
+
+
+def system_status(settings: Settings) -> dict[str, Any]:
+    """Everything a platform engineer checks first, as one dict."""
+    rows = services.status(settings)
+    healthy = {r.name: r.healthy for r in rows}
+    services.export_endpoints(settings)
+    report: dict[str, Any] = {"services": services.status_dicts(rows), "models": {}, "index": {}}
+    if healthy["mlflow"]:
+        report["models"] = _model_versions(settings)
+    else:
+        report["models"] = {"error": "MLflow is not reachable"}
+    if healthy["weaviate"]:
+        report["index"] = _live_index(settings)
+    else:
+        report["index"] = {"error": "Weaviate is not reachable"}
+    return report

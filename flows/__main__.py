@@ -1,0 +1,5 @@
+"""`python -m flows` = the `dualengine` command."""
+
+from flows.cli import app
+
+app()

@@ -1,0 +1,197 @@
+"""`dualengine`: the command line. Heavy libraries are imported inside each command."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from dualengine import services
+from dualengine.settings import Settings, get_settings
+
+app = typer.Typer(help="Hybrid enterprise AI: a LoRA behaviour engine + a Weaviate knowledge engine.",
+                  no_args_is_help=True, add_completion=False)
+services_app = typer.Typer(help="Start, check and stop the local Prefect, MLflow and Weaviate.",
+                           no_args_is_help=True)
+app.add_typer(services_app, name="services")
+console = Console(stderr=True)
+
+ProfileOption = Annotated[
+    str | None, typer.Option("--profile", "-p", help="tiny | default | gpu (DUALENGINE_PROFILE)")
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+
+
+def _settings(profile: str | None = None) -> Settings:
+    if profile:
+        os.environ["DUALENGINE_PROFILE"] = profile
+    return get_settings()
+
+
+def _require_services(settings: Settings) -> None:
+    down = [s for s in services.status(settings) if not s.healthy]
+    if down:
+        names = ", ".join(f"{s.name} ({s.url})" for s in down)
+        console.print(f"[red]Not reachable: {names}.[/red] Run `dualengine services up` "
+                      "or set PREFECT_API_URL / MLFLOW_TRACKING_URI / DUALENGINE_WEAVIATE_URL.")
+        raise typer.Exit(2)
+
+
+@services_app.command("up")
+def services_up(
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for health checks.")] = 240,
+) -> None:
+    """Start Prefect (SQLite), MLflow (SQLite + local artifacts) and one Weaviate node."""
+    settings = get_settings()
+    try:
+        rows = services.up(settings, timeout=timeout, progress=lambda m: console.print(m))
+    except Exception as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+    _print_services(rows, as_json=False)
+
+
+@services_app.command("down")
+def services_down() -> None:
+    """Stop the services that `services up` started (external endpoints are left alone)."""
+    services.down(get_settings(), progress=lambda m: console.print(m))
+
+
+@services_app.command("status")
+def services_status(as_json: JsonOption = False) -> None:
+    """Health, URL, PID and log of each service; exit code 1 if any is unhealthy."""
+    rows = services.status(get_settings())
+    _print_services(rows, as_json)
+    if not all(r.healthy for r in rows):
+        raise typer.Exit(1)
+
+
+def _print_services(rows: list[services.ServiceStatus], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(services.status_dicts(rows), indent=2))
+        return
+    table = Table("service", "url", "healthy", "pid", "managed", "log")
+    for r in rows:
+        table.add_row(r.name, r.url, "yes" if r.healthy else "NO", str(r.pid or "-"),
+                      "yes" if r.managed else "external", r.log or "-")
+    Console(width=200).print(table)
+
+
+@app.command()
+def setup(
+    profile: ProfileOption = None,
+    skip_weaviate: Annotated[bool, typer.Option(help="Don't build or fetch Weaviate.")] = False,
+) -> None:
+    """Fetch or build what a run needs: Weaviate binary, base model cache, embedding model."""
+    from dualengine.setup import run_setup
+
+    ok = run_setup(_settings(profile), skip_weaviate=skip_weaviate, say=console.print)
+    if not ok:
+        raise typer.Exit(1)
+
+
+@app.command("prepare-data")
+def prepare_data() -> None:
+    """Turn the bundled XQuAD file into corpus / train / eval JSONL (the DVC `prepare` stage)."""
+    from tasks.data import data_version, sample_dataset_paths
+
+    settings = get_settings()
+    paths = sample_dataset_paths(settings.data_dir, settings.params())
+    for name, path in paths.as_dict().items():
+        console.print(f"{name}: {path}")
+    console.print(f"data version: {data_version(paths)}")
+
+
+@app.command()
+def run(
+    profile: ProfileOption = None,
+    corpus: Annotated[str | None, typer.Option(help="Corpus JSONL (id, title, text, source, "
+                                               "updated_at, groups).")] = None,
+    train: Annotated[str | None, typer.Option(help="Training QA JSONL.")] = None,
+    eval_set: Annotated[str | None, typer.Option("--eval", help="Evaluation JSONL.")] = None,
+    question: Annotated[str | None, typer.Option(help="Sample question to answer at the end.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Run the dual-engine flow: validate → index → fine-tune → evaluate → register → answer."""
+    settings = _settings(profile)
+    _require_services(settings)
+    endpoints = services.export_endpoints(settings)
+    from flows.dual_engine import DEFAULT_QUESTION, dual_engine_flow
+    from tasks.validation import DatasetValidationError
+
+    started = time.perf_counter()
+    try:
+        summary = dual_engine_flow(profile=settings.profile, corpus=corpus, train=train,
+                                   eval=eval_set, question=question or DEFAULT_QUESTION)
+    except DatasetValidationError as exc:
+        console.print(f"[red]Validation failed; nothing was indexed, trained or registered.[/red]\n{exc}")
+        raise typer.Exit(3) from exc
+    summary["seconds"] = round(time.perf_counter() - started, 1)
+    if as_json:
+        print(json.dumps(summary, indent=2, default=str))
+        return
+    ui = endpoints.prefect_api_url.removesuffix("/api")
+    answer = summary["answer"]
+    console.print(f"\n[bold]Answer:[/bold] {answer['answer'] or '(empty)'}")
+    for c in answer["citations"]:
+        console.print(f"  [{c['passage_id']}] {c['title']} (score {c['score']})")
+    console.print(f"\nMetrics: {summary['metrics']}\nDecision: {summary['decision']['reason']}")
+    console.print(f"Done in {summary['seconds']} s.\nPrefect UI: {ui}/runs  (flow 'dual-engine', "
+                  f"tab Artifacts)\nMLflow UI:  {endpoints.mlflow_tracking_uri}/#/models/"
+                  f"{summary['decision']['model_name']}  (experiments dualengine-behaviour, "
+                  "dualengine-knowledge)")
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question.")],
+    groups: Annotated[list[str] | None, typer.Option("--group", "-g",
+                      help="Caller's access groups (repeatable); default: public.")] = None,
+    profile: ProfileOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Answer from the champion adapter and the live index, with cited passages."""
+    settings = _settings(profile)
+    _require_services(settings)
+    services.export_endpoints(settings)
+    from flows.steps import answer
+
+    try:
+        result = answer(settings, question, groups or ["public"])
+    except LookupError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    print(result["answer"])
+    for c in result["citations"]:
+        print(f"  [{c['passage_id']}] {c['title']} (score {c['score']})")
+    print(f"  model v{result['model_version']}, index {result['index_collection']}, "
+          f"{result['timings_ms']}")
+
+
+@app.command()
+def status(as_json: JsonOption = False) -> None:
+    """Services, champion and challenger versions with metrics, and the live index."""
+    settings = get_settings()
+    from dualengine.status import system_status
+
+    report = system_status(settings)
+    if as_json:
+        print(json.dumps(report, indent=2, default=str))
+        return
+    _print_services([services.ServiceStatus(**s) for s in report["services"]], as_json=False)
+    for key in ("champion", "challenger"):
+        console.print(f"{key}: {report['models'].get(key)}")
+    console.print(f"live index: {report['index']}")
+
+
+def main(argv: list[str] | None = None) -> Any:
+    return app(argv or sys.argv[1:])

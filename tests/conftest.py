@@ -1,0 +1,63 @@
+"""Shared fixtures. The test process gets its own state folder and free ports before anything
+imports prefect or mlflow; integration tests then start one real Prefect, MLflow and Weaviate
+for the whole session and stop them at the end."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from dualengine import services
+
+_STATE = Path(tempfile.mkdtemp(prefix="dualengine-tests-"))
+_PORTS = {
+    "DUALENGINE_PREFECT_PORT": services.free_port(),
+    "DUALENGINE_MLFLOW_PORT": services.free_port(),
+    "DUALENGINE_WEAVIATE_PORT": services.free_port(),
+    "DUALENGINE_WEAVIATE_GRPC_PORT": services.free_port(),
+}
+os.environ.update({k: str(v) for k, v in _PORTS.items()})
+os.environ["DUALENGINE_STATE_DIR"] = str(_STATE / "state")
+os.environ["DUALENGINE_MLFLOW_STORE"] = str(_STATE / "mlflow")
+os.environ["DUALENGINE_PROFILE"] = "tiny"
+os.environ["DUALENGINE_TORCH_THREADS"] = "1"
+os.environ["PREFECT_HOME"] = str(_STATE / "prefect-client")
+os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{_PORTS['DUALENGINE_PREFECT_PORT']}/api"
+os.environ["MLFLOW_TRACKING_URI"] = f"http://127.0.0.1:{_PORTS['DUALENGINE_MLFLOW_PORT']}"
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.pop("DUALENGINE_WEAVIATE_URL", None)
+
+
+@pytest.fixture(scope="session")
+def settings():
+    from dualengine.settings import get_settings
+
+    return get_settings()
+
+
+@pytest.fixture(scope="session")
+def stack(settings):
+    """Real Prefect, MLflow and Weaviate processes on free loopback ports for the session."""
+    try:
+        services.up(settings, timeout=300, progress=lambda m: None)
+        yield services.resolve_endpoints(settings)
+    finally:
+        services.down(settings, progress=lambda m: None)
+
+
+@pytest.fixture(scope="session")
+def weaviate(stack, settings):
+    from dualengine.weaviate_client import connect
+
+    client = connect(settings)
+    yield client
+    client.close()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(_STATE, ignore_errors=True)

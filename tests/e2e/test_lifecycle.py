@@ -1,0 +1,113 @@
+"""The whole lifecycle in the tiny profile, through the CLI, checked on the real servers."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tasks import registry
+
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+
+
+def cli(*args, check=True):
+    out = subprocess.run([sys.executable, "-m", "flows", *args], capture_output=True, text=True,
+                         check=False, timeout=1200)
+    if check and out.returncode != 0:
+        raise AssertionError(f"dualengine {' '.join(args)} exited {out.returncode}:\n"
+                             f"{out.stderr[-4000:]}")
+    return out
+
+
+@pytest.fixture(scope="module")
+def first_run(stack):
+    return json.loads(cli("run", "--profile", "tiny", "--json").stdout)
+
+
+def _flow_runs_and_artifacts(flow_name):
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+
+    async def read():
+        async with get_client() as client:
+            runs = await client.read_flow_runs(
+                flow_filter=FlowFilter(name=FlowFilterName(any_=[flow_name])))
+            artifacts = await client.read_artifacts()
+            return runs, artifacts
+
+    return asyncio.run(read())
+
+
+def test_run_registers_promotes_indexes_and_answers(first_run, settings, weaviate):
+    from mlflow import MlflowClient
+
+    name = settings.params()["registry"]["model_name"]
+    version = first_run["decision"]["challenger_version"]
+    assert first_run["decision"]["promoted"] and first_run["decision"]["champion_after"] == version
+    client = MlflowClient()
+    mv = client.get_model_version(name, version)
+    assert mv.tags["data_version"] == first_run["data_version"]
+    assert "eval_f1" in mv.tags and "retrieval_recall_at_5" in mv.tags
+    assert registry.version_by_alias(name, "champion").version == version
+    assert registry.version_by_alias(name, "challenger").version == version
+    run = client.get_run(mv.run_id)
+    assert run.data.tags["data_version"] == first_run["data_version"]
+    assert {i.dataset.name for i in run.inputs.dataset_inputs} == {"train", "eval"}
+    assert len(client.get_metric_history(mv.run_id, "train_loss")) == first_run["training"]["steps"]
+
+    index = first_run["index"]
+    count = weaviate.collections.get(index["alias"]).aggregate.over_all(total_count=True)
+    assert count.total_count == index["objects"] >= 240
+
+    answer = first_run["answer"]
+    assert answer["citations"] and answer["model_version"] == version
+    assert answer["index_collection"] == index["collection"]
+    assert first_run["metrics"]["retrieval_recall_at_5"] > 0.8
+
+
+def test_prefect_shows_the_flow_run_with_artifacts(first_run):
+    runs, artifacts = _flow_runs_and_artifacts("dual-engine")
+    assert any(r.state and r.state.is_completed() for r in runs)
+    keys = {a.key for a in artifacts if a.key}
+    assert {"validation-report", "knowledge-index", "lora-training", "held-out-answers",
+            "promotion-decision", "sample-answer", "dual-engine-summary"} <= keys
+
+
+def test_status_and_ask(first_run):
+    report = json.loads(cli("status", "--json").stdout)
+    assert report["models"]["champion"]["version"] == first_run["decision"]["champion_after"]
+    assert report["index"]["objects"] == first_run["index"]["objects"]
+    assert report["index"]["data_version"] == first_run["data_version"]
+    answer = json.loads(cli("ask", "When did the Normans settle in Normandy?", "--json").stdout)
+    assert answer["citations"] and all("Normans" in c["title"] or c["score"] >= 0
+                                       for c in answer["citations"])
+    assert answer["citations"][0]["title"] == "Normans"
+    hidden = json.loads(cli("ask", "When did the Normans settle?", "--group", "nobody",
+                            "--json").stdout)
+    assert hidden["citations"] == [] and "could not find" in hidden["answer"]
+
+
+def test_bad_corpus_stops_the_flow_and_changes_nothing(first_run, settings, weaviate, tmp_path):
+    from tasks.data import read_jsonl, write_jsonl, sample_dataset_paths
+
+    paths = sample_dataset_paths(settings.data_dir, settings.params())
+    docs = read_jsonl(paths.corpus)
+    docs[5]["id"] = docs[4]["id"]
+    bad = tmp_path / "corpus.jsonl"
+    write_jsonl(bad, docs)
+    name = settings.params()["registry"]["model_name"]
+    from mlflow import MlflowClient
+
+    before = len(MlflowClient().search_model_versions(f"name='{name}'"))
+    alias = settings.params()["index"]["alias"]
+    live_before = weaviate.alias.get(alias_name=alias).collection
+    out = cli("run", "--profile", "tiny", "--corpus", str(bad), "--train", str(paths.train),
+              "--eval", str(paths.eval), check=False)
+    assert out.returncode == 3
+    assert "corpus.jsonl" in out.stderr and "expect_column_values_to_be_unique" in out.stderr
+    assert f"'id': '{docs[4]['id']}'" in out.stderr
+    assert len(MlflowClient().search_model_versions(f"name='{name}'")) == before
+    assert weaviate.alias.get(alias_name=alias).collection == live_before

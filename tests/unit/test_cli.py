@@ -1,0 +1,16 @@
+"""Every command answers --help."""
+
+import pytest
+from typer.testing import CliRunner
+
+from flows.cli import app
+
+COMMANDS = [[], ["setup"], ["run"], ["ask"], ["status"], ["services"], ["services", "up"],
+            ["services", "down"], ["services", "status"]]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "root")
+def test_help(command):
+    result = CliRunner().invoke(app, [*command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage" in result.output

@@ -1,0 +1,42 @@
+"""Answer metrics, recall@k, citations and the promotion gate (pure logic)."""
+
+import pytest
+
+from tasks.answer import cite, supports
+from tasks.evaluation import exact_match, normalize_answer, token_f1
+from tasks.prompting import clean_answer
+from tasks.registry import decide
+from tasks.retrieval import Passage, recall_at_k
+
+
+def test_squad_normalisation_and_scores():
+    assert normalize_answer("The  Eiffel-Tower!") == "eiffeltower"
+    assert exact_match("the Denver Broncos", "Denver Broncos") == 1.0
+    assert token_f1("Denver Broncos won", "Denver Broncos") == pytest.approx(0.8)
+    assert token_f1("", "x") == 0.0 and token_f1("", "") == 1.0
+
+
+def test_recall_counts_chunks_of_relevant_documents():
+    retrieved = [["a#0", "b"], ["c", "d"], ["e", "f"]]
+    relevant = [["a"], ["d"], ["z"]]
+    assert recall_at_k(retrieved, relevant, 2) == pytest.approx(2 / 3)
+    assert recall_at_k(retrieved, relevant, 1) == pytest.approx(1 / 3)
+
+
+def test_citations_put_supporting_passages_first():
+    passages = [Passage("p1", "d1", "T1", "nothing here", "s", ["g"], 0.9),
+                Passage("p2", "d2", "T2", "The answer is 1,234 apples.", "s", ["g"], 0.5)]
+    cited = cite(passages, "1,234 apples")
+    assert [c.passage_id for c in cited] == ["p2", "p1"]
+    assert cited[0].supports_answer and not supports("nothing here", "1,234 apples")
+
+
+def test_gate():
+    assert decide(0.1, None, 0.0) == (True, "no champion yet")
+    assert decide(0.5, 0.4, 0.05)[0] is True
+    assert decide(0.44, 0.4, 0.05)[0] is False
+    assert decide(0.0, 0.0, 0.0)[0] is False
+
+
+def test_clean_answer_keeps_first_line():
+    assert clean_answer(' "Paris."\nmore text') == "Paris"

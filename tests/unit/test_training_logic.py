@@ -1,0 +1,38 @@
+"""Prompt fitting, label masking and batching with the real SmolLM2 tokenizer."""
+
+import pytest
+
+from dualengine.models import ensure_tiny_model
+from tasks.prompting import fit_prompt
+from tasks.training import IGNORE_INDEX, collate, encode_example, load_tokenizer
+
+
+@pytest.fixture(scope="module")
+def tokenizer(settings):
+    return load_tokenizer(str(ensure_tiny_model(settings)))
+
+
+PASSAGES = [{"passage_id": f"p{i}", "title": "T", "text": "word " * 300} for i in range(4)]
+
+
+def test_prompt_fits_budget_by_dropping_then_shortening_passages(tokenizer):
+    ids = fit_prompt(tokenizer, "system", "question?", PASSAGES, budget=200)
+    assert len(ids) <= 200
+    assert "(p0)" in tokenizer.decode(ids) and "(p3)" not in tokenizer.decode(ids)
+
+
+def test_only_the_answer_is_learned(tokenizer):
+    example = encode_example(tokenizer, "system", "q?", PASSAGES[:1], "forty two", 256)
+    assert len(example.input_ids) == len(example.labels) <= 256
+    learned = [t for t in example.labels if t != IGNORE_INDEX]
+    assert tokenizer.decode(learned).startswith("forty two")
+    assert learned[-1] == tokenizer.eos_token_id
+
+
+def test_collate_pads_and_masks(tokenizer):
+    a = encode_example(tokenizer, "s", "q?", [], "a", 64)
+    b = encode_example(tokenizer, "s", "a longer question here?", [], "b c d", 64)
+    batch = collate([a, b], tokenizer.pad_token_id)
+    assert batch["input_ids"].shape == batch["labels"].shape
+    assert int(batch["attention_mask"][0].sum()) == len(a.input_ids)
+    assert int(batch["labels"][0, len(a.input_ids):].ne(IGNORE_INDEX).sum()) == 0
