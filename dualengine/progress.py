@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import sys
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 
 def _in_prefect_run() -> bool:
@@ -19,6 +19,7 @@ class ProgressReporter:
     """Advance a terminal bar and, inside a Prefect run, a progress artifact (in 5 % steps)."""
 
     def __init__(self, description: str, total: int, key: str | None = None):
+        from rich.console import Console
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -37,6 +38,7 @@ class ProgressReporter:
             TimeElapsedColumn(),
             TimeRemainingColumn(),
             transient=False,
+            console=Console(stderr=True),
         )
         self._task = self._bar.add_task(description, total=self.total)
         self._description = description
@@ -57,8 +59,11 @@ class ProgressReporter:
         percent = min(100.0, 100.0 * self.done / self.total)
         if self._plain and (percent - self._last_line >= 10 or self.done == self.total):
             elapsed = self._bar.tasks[0].elapsed or 0.0
-            print(f"{self._description}: {self.done}/{self.total} ({percent:.0f} %, "
-                  f"{elapsed:.1f} s)", file=sys.stderr, flush=True)
+            print(
+                f"{self._description}: {self.done}/{self.total} ({percent:.0f} %, {elapsed:.1f} s)",
+                file=sys.stderr,
+                flush=True,
+            )
             self._last_line = percent
         if self._artifact_id is not None and (percent - self._last_percent >= 5 or percent >= 100):
             from prefect.artifacts import update_progress_artifact

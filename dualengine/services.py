@@ -8,6 +8,7 @@ it is checked, never started or stopped.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -25,7 +26,8 @@ from dualengine import weaviate_server
 from dualengine.settings import Settings
 
 SERVICE_NAMES = ("prefect", "mlflow", "weaviate")
-WEBHOOK_KEY = "ZHVhbGVuZ2luZS1sb2NhbC13ZWJob29rcy1rZXktMDE="  # a fixed local Fernet key; set MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY elsewhere
+# A fixed Fernet key for the local MLflow only; set MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY elsewhere.
+WEBHOOK_KEY = "ZHVhbGVuZ2luZS1sb2NhbC13ZWJob29rcy1rZXktMDE="
 
 
 @dataclass
@@ -102,12 +104,15 @@ def write_state(settings: Settings, state: dict[str, Any]) -> None:
     _state_file(settings).write_text(json.dumps(state, indent=2, sort_keys=True))
 
 
-def _pick(env_name: str, recorded: str | None, local_default: str, external: list[str],
-          service: str) -> str:
+def _pick(
+    env_name: str, recorded: str | None, local_default: str, external: list[str], service: str
+) -> str:
     """The env URL wins; it is external unless it is the address `services up` manages."""
     from_env = os.environ.get(env_name)
-    if from_env and from_env.rstrip("/") not in {(recorded or "").rstrip("/"),
-                                                  local_default.rstrip("/")}:
+    if from_env and from_env.rstrip("/") not in {
+        (recorded or "").rstrip("/"),
+        local_default.rstrip("/"),
+    }:
         external.append(service)
     return from_env or recorded or local_default
 
@@ -116,10 +121,20 @@ def resolve_endpoints(settings: Settings) -> Endpoints:
     """Environment first, then what `services up` recorded, then the default ports."""
     state = read_state(settings)
     external: list[str] = []
-    prefect = _pick("PREFECT_API_URL", state.get("prefect", {}).get("url"),
-                    f"http://127.0.0.1:{settings.prefect_port}/api", external, "prefect")
-    mlflow_uri = _pick("MLFLOW_TRACKING_URI", state.get("mlflow", {}).get("url"),
-                       f"http://127.0.0.1:{settings.mlflow_port}", external, "mlflow")
+    prefect = _pick(
+        "PREFECT_API_URL",
+        state.get("prefect", {}).get("url"),
+        f"http://127.0.0.1:{settings.prefect_port}/api",
+        external,
+        "prefect",
+    )
+    mlflow_uri = _pick(
+        "MLFLOW_TRACKING_URI",
+        state.get("mlflow", {}).get("url"),
+        f"http://127.0.0.1:{settings.mlflow_port}",
+        external,
+        "mlflow",
+    )
     if settings.weaviate_url:
         external.append("weaviate")
         weaviate_http = settings.weaviate_url.rstrip("/")
@@ -342,15 +357,9 @@ def _stop_pid(pid: int, grace: float = 20.0) -> None:
         if waited == pid or not pid_alive(pid):
             break
         time.sleep(0.2)
-    else:
-        try:
-            os.killpg(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    try:  # also stop any child left in the group (uvicorn workers)
+    # whatever is left in the group (uvicorn workers, a hung server) goes now
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def down(settings: Settings, progress=print) -> None:

@@ -1,4 +1,4 @@
-"""One place for configuration: endpoints and paths from the environment, tunables from params.yaml."""
+"""Configuration in one place: endpoints and paths from the environment, tunables in params.yaml."""
 
 from __future__ import annotations
 

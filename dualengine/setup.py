@@ -33,8 +33,15 @@ def run_setup(settings: Settings, skip_weaviate: bool = False, say=print) -> boo
     if settings.base_model:
         say(f"✓ base model: {settings.base_model} (DUALENGINE_BASE_MODEL)")
     else:
-        results.append(_step("base model (SmolLM2-135M-Instruct, cached safetensors)",
-                             lambda: models.ensure_smollm2(settings), say))
+        results.append(
+            _step(
+                "base model (SmolLM2-135M-Instruct, cached safetensors)",
+                lambda: models.ensure_smollm2(settings),
+                say,
+            )
+        )
         if settings.profile == "tiny":
-            results.append(_step("tiny test model", lambda: models.ensure_tiny_model(settings), say))
+            results.append(
+                _step("tiny test model", lambda: models.ensure_tiny_model(settings), say)
+            )
     return all(results)

@@ -1,4 +1,4 @@
-"""The Weaviate server binary: built with `go install`, or fetched by weaviate-client's embedded mode.
+"""The Weaviate server binary: `go install`ed, or fetched by weaviate-client's embedded mode.
 
 Both give the same pinned server version; the binary then runs as one local node.
 """

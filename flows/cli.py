@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -15,10 +16,14 @@ from rich.table import Table
 from dualengine import services
 from dualengine.settings import Settings, get_settings
 
-app = typer.Typer(help="Hybrid enterprise AI: a LoRA behaviour engine + a Weaviate knowledge engine.",
-                  no_args_is_help=True, add_completion=False)
-services_app = typer.Typer(help="Start, check and stop the local Prefect, MLflow and Weaviate.",
-                           no_args_is_help=True)
+app = typer.Typer(
+    help="Hybrid enterprise AI: a LoRA behaviour engine + a Weaviate knowledge engine.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+services_app = typer.Typer(
+    help="Start, check and stop the local Prefect, MLflow and Weaviate.", no_args_is_help=True
+)
 app.add_typer(services_app, name="services")
 console = Console(stderr=True)
 
@@ -38,8 +43,10 @@ def _require_services(settings: Settings) -> None:
     down = [s for s in services.status(settings) if not s.healthy]
     if down:
         names = ", ".join(f"{s.name} ({s.url})" for s in down)
-        console.print(f"[red]Not reachable: {names}.[/red] Run `dualengine services up` "
-                      "or set PREFECT_API_URL / MLFLOW_TRACKING_URI / DUALENGINE_WEAVIATE_URL.")
+        console.print(
+            f"[red]Not reachable: {names}.[/red] Run `dualengine services up` "
+            "or set PREFECT_API_URL / MLFLOW_TRACKING_URI / DUALENGINE_WEAVIATE_URL."
+        )
         raise typer.Exit(2)
 
 
@@ -78,8 +85,14 @@ def _print_services(rows: list[services.ServiceStatus], as_json: bool) -> None:
         return
     table = Table("service", "url", "healthy", "pid", "managed", "log")
     for r in rows:
-        table.add_row(r.name, r.url, "yes" if r.healthy else "NO", str(r.pid or "-"),
-                      "yes" if r.managed else "external", r.log or "-")
+        table.add_row(
+            r.name,
+            r.url,
+            "yes" if r.healthy else "NO",
+            str(r.pid or "-"),
+            "yes" if r.managed else "external",
+            r.log or "-",
+        )
     Console(width=200).print(table)
 
 
@@ -111,11 +124,14 @@ def prepare_data() -> None:
 @app.command()
 def run(
     profile: ProfileOption = None,
-    corpus: Annotated[str | None, typer.Option(help="Corpus JSONL (id, title, text, source, "
-                                               "updated_at, groups).")] = None,
+    corpus: Annotated[
+        str | None, typer.Option(help="Corpus JSONL (id, title, text, source, updated_at, groups).")
+    ] = None,
     train: Annotated[str | None, typer.Option(help="Training QA JSONL.")] = None,
     eval_set: Annotated[str | None, typer.Option("--eval", help="Evaluation JSONL.")] = None,
-    question: Annotated[str | None, typer.Option(help="Sample question to answer at the end.")] = None,
+    question: Annotated[
+        str | None, typer.Option(help="Sample question to answer at the end.")
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Run the dual-engine flow: validate → index → fine-tune → evaluate → register → answer."""
@@ -126,11 +142,19 @@ def run(
     from tasks.validation import DatasetValidationError
 
     started = time.perf_counter()
-    try:
-        summary = dual_engine_flow(profile=settings.profile, corpus=corpus, train=train,
-                                   eval=eval_set, question=question or DEFAULT_QUESTION)
+    try:  # libraries print to stdout; keep it for the result
+        with contextlib.redirect_stdout(sys.stderr):
+            summary = dual_engine_flow(
+                profile=settings.profile,
+                corpus=corpus,
+                train=train,
+                eval=eval_set,
+                question=question or DEFAULT_QUESTION,
+            )
     except DatasetValidationError as exc:
-        console.print(f"[red]Validation failed; nothing was indexed, trained or registered.[/red]\n{exc}")
+        console.print(
+            f"[red]Validation failed; nothing was indexed, trained or registered.[/red]\n{exc}"
+        )
         raise typer.Exit(3) from exc
     summary["seconds"] = round(time.perf_counter() - started, 1)
     if as_json:
@@ -142,17 +166,21 @@ def run(
     for c in answer["citations"]:
         console.print(f"  [{c['passage_id']}] {c['title']} (score {c['score']})")
     console.print(f"\nMetrics: {summary['metrics']}\nDecision: {summary['decision']['reason']}")
-    console.print(f"Done in {summary['seconds']} s.\nPrefect UI: {ui}/runs  (flow 'dual-engine', "
-                  f"tab Artifacts)\nMLflow UI:  {endpoints.mlflow_tracking_uri}/#/models/"
-                  f"{summary['decision']['model_name']}  (experiments dualengine-behaviour, "
-                  "dualengine-knowledge)")
+    console.print(
+        f"Done in {summary['seconds']} s.\nPrefect UI: {ui}/runs  (flow 'dual-engine', "
+        f"tab Artifacts)\nMLflow UI:  {endpoints.mlflow_tracking_uri}/#/models/"
+        f"{summary['decision']['model_name']}  (experiments dualengine-behaviour, "
+        "dualengine-knowledge)"
+    )
 
 
 @app.command()
 def ask(
     question: Annotated[str, typer.Argument(help="The question.")],
-    groups: Annotated[list[str] | None, typer.Option("--group", "-g",
-                      help="Caller's access groups (repeatable); default: public.")] = None,
+    groups: Annotated[
+        list[str] | None,
+        typer.Option("--group", "-g", help="Caller's access groups (repeatable); default: public."),
+    ] = None,
     profile: ProfileOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -163,7 +191,8 @@ def ask(
     from flows.steps import answer
 
     try:
-        result = answer(settings, question, groups or ["public"])
+        with contextlib.redirect_stdout(sys.stderr):
+            result = answer(settings, question, groups or ["public"])
     except LookupError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from exc
@@ -173,8 +202,10 @@ def ask(
     print(result["answer"])
     for c in result["citations"]:
         print(f"  [{c['passage_id']}] {c['title']} (score {c['score']})")
-    print(f"  model v{result['model_version']}, index {result['index_collection']}, "
-          f"{result['timings_ms']}")
+    print(
+        f"  model v{result['model_version']}, index {result['index_collection']}, "
+        f"{result['timings_ms']}"
+    )
 
 
 @app.command()
@@ -183,7 +214,8 @@ def status(as_json: JsonOption = False) -> None:
     settings = get_settings()
     from dualengine.status import system_status
 
-    report = system_status(settings)
+    with contextlib.redirect_stdout(sys.stderr):
+        report = system_status(settings)
     if as_json:
         print(json.dumps(report, indent=2, default=str))
         return

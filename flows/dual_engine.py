@@ -37,7 +37,9 @@ def dual_engine_flow(
         "data_version": version,
         "profile": settings.profile,
         "index": {k: index[k] for k in ("alias", "collection", "objects", "index_version")},
-        "training": {k: training[k] for k in ("run_id", "steps", "final_loss", "tokens_per_second")},
+        "training": {
+            k: training[k] for k in ("run_id", "steps", "final_loss", "tokens_per_second")
+        },
         "metrics": metrics,
         "decision": decision,
         "answer": answer,

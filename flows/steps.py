@@ -79,7 +79,6 @@ def validate_datasets(settings: Settings, paths: DatasetPaths) -> None:
 def build_knowledge_index(settings: Settings, paths: DatasetPaths, version: str) -> dict[str, Any]:
     """Chunk, embed and index the corpus; recorded as a run in the knowledge experiment."""
     import mlflow
-
     from tasks.indexing import build_index
 
     params = settings.params()
@@ -107,8 +106,9 @@ def build_knowledge_index(settings: Settings, paths: DatasetPaths, version: str)
                 **{f"chunking.{k}": v for k, v in info.chunking.items()},
             }
         )
-        mlflow.log_metrics({"documents": info.documents, "objects": info.objects,
-                            "seconds": seconds})
+        mlflow.log_metrics(
+            {"documents": info.documents, "objects": info.objects, "seconds": seconds}
+        )
         mlflow.set_tags({"data_version": version, "reused": str(info.reused)})
         mlflow.log_dict(info.as_dict(), "index_manifest.json")
         tracking.log_dataset(docs, paths.corpus, "corpus", "indexing", version)
@@ -138,7 +138,6 @@ def finetune(
 ) -> dict[str, Any]:
     """LoRA fine-tune on training questions with their retrieved passages; logged to MLflow."""
     import mlflow
-
     from tasks.training import configure_threads, encode_example, load_tokenizer, train_lora
 
     tp = settings.training_params()
@@ -147,34 +146,62 @@ def finetune(
     configure_threads(settings.torch_threads)
     train_items = _sample(read_jsonl(paths.train), tp["train_examples"], tp["seed"])
     contexts = _retrieve_contexts(
-        settings, index["alias"], [i["question"] for i in train_items], retrieval["context_passages"]
+        settings,
+        index["alias"],
+        [i["question"] for i in train_items],
+        retrieval["context_passages"],
     )
     tokenizer = load_tokenizer(base)
     examples = [
-        encode_example(tokenizer, tp["system_prompt"], item["question"],
-                       [p.as_dict() for p in ctx], item["answer"], tp["max_length"])
+        encode_example(
+            tokenizer,
+            tp["system_prompt"],
+            item["question"],
+            [p.as_dict() for p in ctx],
+            item["answer"],
+            tp["max_length"],
+        )
         for item, ctx in zip(train_items, contexts, strict=True)
     ]
     tracking.use_experiment(tracking.BEHAVIOUR_EXPERIMENT)
     run = mlflow.start_run(run_name=f"lora-{settings.profile}-{version}")
     with run:
-        mlflow.log_params({k: v for k, v in tp.items() if k != "system_prompt"}
-                          | {"base_model": base, "profile": settings.profile})
-        mlflow.set_tags({"data_version": version, "index_version": index["index_version"],
-                         "index_collection": index["collection"], "base_model": base})
+        mlflow.log_params(
+            {k: v for k, v in tp.items() if k != "system_prompt"}
+            | {"base_model": base, "profile": settings.profile}
+        )
+        mlflow.set_tags(
+            {
+                "data_version": version,
+                "index_version": index["index_version"],
+                "index_collection": index["collection"],
+                "base_model": base,
+            }
+        )
         tracking.log_dataset(train_items, paths.train, "train", "training", version)
         adapter_dir = Path(tempfile.mkdtemp(prefix="dualengine-adapter-"))
         result = train_lora(
-            base, examples, tp, adapter_dir,
+            base,
+            examples,
+            tp,
+            adapter_dir,
             on_step=lambda step, loss: mlflow.log_metric("train_loss", loss, step=step),
         )
-        mlflow.log_metrics({"train_tokens_per_second": result.tokens_per_second,
-                            "train_seconds": result.seconds, "train_steps": result.steps,
-                            "trainable_params": result.trainable_params})
+        mlflow.log_metrics(
+            {
+                "train_tokens_per_second": result.tokens_per_second,
+                "train_seconds": result.seconds,
+                "train_steps": result.steps,
+                "trainable_params": result.trainable_params,
+            }
+        )
         mlflow.log_artifacts(str(adapter_dir), artifact_path="adapter")
     summary = {
-        "run_id": run.info.run_id, "adapter_dir": str(adapter_dir), "base_model": base,
-        "steps": result.steps, "final_loss": result.final_loss,
+        "run_id": run.info.run_id,
+        "adapter_dir": str(adapter_dir),
+        "base_model": base,
+        "steps": result.steps,
+        "final_loss": result.final_loss,
         "tokens_per_second": round(result.tokens_per_second, 1),
         "first_loss": result.losses[0] if result.losses else None,
     }
@@ -189,12 +216,14 @@ def finetune(
 
 @task(name="evaluate-held-out", **STEP)
 def evaluate(
-    settings: Settings, paths: DatasetPaths, version: str, index: dict[str, Any],
+    settings: Settings,
+    paths: DatasetPaths,
+    version: str,
+    index: dict[str, Any],
     training: dict[str, Any],
 ) -> dict[str, float]:
     """Answer F1 / EM with retrieved context and retrieval recall@k on held-out articles."""
     import mlflow
-
     from tasks.evaluation import evaluate_answers
     from tasks.generation import load_generator
 
@@ -205,17 +234,23 @@ def evaluate(
     hits = _retrieve_contexts(settings, index["alias"], [i["question"] for i in items], k)
     generator = load_generator(training["base_model"], training["adapter_dir"], tp["max_length"])
     result = evaluate_answers(
-        generator, tp["system_prompt"], items,
+        generator,
+        tp["system_prompt"],
+        items,
         [[p.as_dict() for p in h[: retrieval["context_passages"]]] for h in hits],
-        [[p.passage_id for p in h] for h in hits], k, tp["max_new_tokens"],
+        [[p.passage_id for p in h] for h in hits],
+        k,
+        tp["max_new_tokens"],
     )
     with mlflow.start_run(run_id=training["run_id"]):
         mlflow.log_metrics(result.metrics())
-        mlflow.log_table({key: [r[key] for r in result.rows] for key in result.rows[0]},
-                         "eval_predictions.json")
+        mlflow.log_table(
+            {key: [r[key] for r in result.rows] for key in result.rows[0]}, "eval_predictions.json"
+        )
         tracking.log_dataset(items, paths.eval, "eval", "evaluation", version)
     create_table_artifact(
-        key="held-out-answers", table=result.rows[:25],
+        key="held-out-answers",
+        table=result.rows[:25],
         description=f"Held-out answers: F1 {result.f1:.3f}, EM {result.em:.3f}, "
         f"recall@{k} {result.recall_at_k:.3f}",
     )
@@ -224,19 +259,30 @@ def evaluate(
 
 @task(name="register-and-promote", **STEP)
 def register_and_promote(
-    settings: Settings, version: str, index: dict[str, Any], training: dict[str, Any],
+    settings: Settings,
+    version: str,
+    index: dict[str, Any],
+    training: dict[str, Any],
     metrics: dict[str, float],
 ) -> dict[str, Any]:
     """Register the adapter, alias it `challenger`, and `champion` if it passes the gate."""
     reg = settings.params()["registry"]
-    tags = {"data_version": version, "index_version": index["index_version"],
-            "base_model": training["base_model"], "profile": settings.profile} | metrics
+    tags = {
+        "data_version": version,
+        "index_version": index["index_version"],
+        "base_model": training["base_model"],
+        "profile": settings.profile,
+    } | metrics
     model_version = registry.register_adapter(
-        reg["model_name"], training["run_id"], "adapter", tags,
+        reg["model_name"],
+        training["run_id"],
+        "adapter",
+        tags,
         description=f"LoRA adapter trained on data {version} against index {index['collection']}",
     )
-    decision = registry.promote(reg["model_name"], model_version, reg["gate_metric"],
-                                float(reg["gate_margin"]))
+    decision = registry.promote(
+        reg["model_name"], model_version, reg["gate_metric"], float(reg["gate_margin"])
+    )
     create_markdown_artifact(
         key="promotion-decision",
         markdown=f"## Promotion decision for `{reg['model_name']}` v{model_version}\n\n"
@@ -270,8 +316,16 @@ def answer(settings: Settings, question: str, groups: list[str] | None) -> dict[
     generator, model_version = load_champion(settings)
     with weaviate_client(settings) as client:
         result = answer_question(
-            client, generator, params["index"]["alias"], embedding_model_path(settings), question,
-            params, tp["system_prompt"], tp["max_new_tokens"], groups, model_version,
+            client,
+            generator,
+            params["index"]["alias"],
+            embedding_model_path(settings),
+            question,
+            params,
+            tp["system_prompt"],
+            tp["max_new_tokens"],
+            groups,
+            model_version,
         )
     return result.as_dict()
 

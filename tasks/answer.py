@@ -87,5 +87,8 @@ def answer_question(
         citations=cite(context, text),
         model_version=model_version,
         index_collection=alias_target(client, alias),
-        timings_ms={"retrieval": round((t1 - t0) * 1000, 1), "generation": round((t2 - t1) * 1000, 1)},
+        timings_ms={
+            "retrieval": round((t1 - t0) * 1000, 1),
+            "generation": round((t2 - t1) * 1000, 1),
+        },
     )

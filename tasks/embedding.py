@@ -19,7 +19,9 @@ def load_embedder(model: str):
     return SentenceTransformer(model)
 
 
-def embed_texts(model: str, texts: list[str], batch_size: int = 32, show: bool = True) -> np.ndarray:
+def embed_texts(
+    model: str, texts: list[str], batch_size: int = 32, show: bool = True
+) -> np.ndarray:
     """Unit-normalised float32 vectors, one per text, with a progress bar for long inputs."""
     import numpy as np
 
@@ -30,9 +32,7 @@ def embed_texts(model: str, texts: list[str], batch_size: int = 32, show: bool =
     with progress("embedding passages", len(texts), key="embedding") as bar:
         for start in range(0, len(texts), batch_size):
             chunk = texts[start : start + batch_size]
-            parts.append(
-                embedder.encode(chunk, batch_size=batch_size, normalize_embeddings=True)
-            )
+            parts.append(embedder.encode(chunk, batch_size=batch_size, normalize_embeddings=True))
             bar.advance(len(chunk))
     return np.concatenate(parts).astype("float32")
 

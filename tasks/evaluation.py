@@ -48,7 +48,11 @@ class EvaluationResult:
     rows: list[dict[str, Any]] = field(default_factory=list)
 
     def metrics(self) -> dict[str, float]:
-        return {"eval_f1": self.f1, "eval_em": self.em, f"retrieval_recall_at_{self.k}": self.recall_at_k}
+        return {
+            "eval_f1": self.f1,
+            "eval_em": self.em,
+            f"retrieval_recall_at_{self.k}": self.recall_at_k,
+        }
 
 
 def evaluate_answers(

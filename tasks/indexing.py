@@ -37,7 +37,9 @@ class Chunk:
     @property
     def object_id(self) -> str:
         """Deterministic Weaviate id: the same document, chunk and content give the same id."""
-        return str(uuid.uuid5(ID_NAMESPACE, f"{self.doc_id}:{self.chunk_index}:{self.content_hash}"))
+        return str(
+            uuid.uuid5(ID_NAMESPACE, f"{self.doc_id}:{self.chunk_index}:{self.content_hash}")
+        )
 
 
 @dataclass
@@ -146,24 +148,28 @@ class IndexingError(RuntimeError):
     """Objects Weaviate refused even after retries; the message lists them."""
 
 
-def upsert_chunks(collection, chunks: list[Chunk], vectors, batch_size: int = 200, retries: int = 2):
+def upsert_chunks(
+    collection, chunks: list[Chunk], vectors, batch_size: int = 200, retries: int = 2
+):
     """Insert chunks with their vectors; failed objects are retried, then reported."""
     pending = list(range(len(chunks)))
     failures: list[str] = []
     for _attempt in range(retries + 1):
         failures = []
         failed_ids: set[str] = set()
-        with progress("upserting to Weaviate", len(pending), key="weaviate-upsert") as bar:
-            with collection.batch.fixed_size(batch_size=batch_size) as batch:
-                for position in pending:
-                    chunk = chunks[position]
-                    properties = asdict(chunk)
-                    batch.add_object(
-                        properties=properties,
-                        uuid=chunk.object_id,
-                        vector=[float(x) for x in vectors[position]],
-                    )
-                    bar.advance()
+        with (
+            progress("upserting to Weaviate", len(pending), key="weaviate-upsert") as bar,
+            collection.batch.fixed_size(batch_size=batch_size) as batch,
+        ):
+            for position in pending:
+                chunk = chunks[position]
+                properties = asdict(chunk)
+                batch.add_object(
+                    properties=properties,
+                    uuid=chunk.object_id,
+                    vector=[float(x) for x in vectors[position]],
+                )
+                bar.advance()
         for failed in collection.batch.failed_objects:
             failed_ids.add(str(failed.object_.uuid))
             failures.append(f"{failed.object_.properties.get('passage_id')}: {failed.message}")
@@ -232,7 +238,8 @@ def build_index(
     collection = _create_collection(client, name, info.as_dict())
     try:
         vectors = embed_texts(
-            embedding_model, [f"{c.title}\n{c.text}" for c in chunks],
+            embedding_model,
+            [f"{c.title}\n{c.text}" for c in chunks],
             batch_size=params["embedding"]["batch_size"],
         )
         upsert_chunks(collection, chunks, vectors)

@@ -156,8 +156,9 @@ def train_lora(
     )
     model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
     model.train()
-    result = TrainingResult(adapter_dir=str(output_dir), steps=0, final_loss=float("nan"),
-                            trainable_params=trainable)
+    result = TrainingResult(
+        adapter_dir=str(output_dir), steps=0, final_loss=float("nan"), trainable_params=trainable
+    )
     started = time.perf_counter()
     with progress("LoRA fine-tuning", max_steps, key="lora-training") as bar:
         while result.steps < max_steps:

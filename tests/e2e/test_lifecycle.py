@@ -12,11 +12,17 @@ pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
 
 def cli(*args, check=True):
-    out = subprocess.run([sys.executable, "-m", "flows", *args], capture_output=True, text=True,
-                         check=False, timeout=1200)
+    out = subprocess.run(
+        [sys.executable, "-m", "flows", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=1200,
+    )
     if check and out.returncode != 0:
-        raise AssertionError(f"dualengine {' '.join(args)} exited {out.returncode}:\n"
-                             f"{out.stderr[-4000:]}")
+        raise AssertionError(
+            f"dualengine {' '.join(args)} exited {out.returncode}:\n{out.stderr[-4000:]}"
+        )
     return out
 
 
@@ -34,7 +40,8 @@ def _flow_runs_and_artifacts(flow_name):
     async def read():
         async with get_client() as client:
             runs = await client.read_flow_runs(
-                flow_filter=FlowFilter(name=FlowFilterName(any_=[flow_name])))
+                flow_filter=FlowFilter(name=FlowFilterName(any_=[flow_name]))
+            )
             artifacts = await client.read_artifacts()
             return runs, artifacts
 
@@ -72,8 +79,15 @@ def test_prefect_shows_the_flow_run_with_artifacts(first_run):
     runs, artifacts = _flow_runs_and_artifacts("dual-engine")
     assert any(r.state and r.state.is_completed() for r in runs)
     keys = {a.key for a in artifacts if a.key}
-    assert {"validation-report", "knowledge-index", "lora-training", "held-out-answers",
-            "promotion-decision", "sample-answer", "dual-engine-summary"} <= keys
+    assert {
+        "validation-report",
+        "knowledge-index",
+        "lora-training",
+        "held-out-answers",
+        "promotion-decision",
+        "sample-answer",
+        "dual-engine-summary",
+    } <= keys
 
 
 def test_status_and_ask(first_run):
@@ -82,16 +96,18 @@ def test_status_and_ask(first_run):
     assert report["index"]["objects"] == first_run["index"]["objects"]
     assert report["index"]["data_version"] == first_run["data_version"]
     answer = json.loads(cli("ask", "When did the Normans settle in Normandy?", "--json").stdout)
-    assert answer["citations"] and all("Normans" in c["title"] or c["score"] >= 0
-                                       for c in answer["citations"])
+    assert answer["citations"] and all(
+        "Normans" in c["title"] or c["score"] >= 0 for c in answer["citations"]
+    )
     assert answer["citations"][0]["title"] == "Normans"
-    hidden = json.loads(cli("ask", "When did the Normans settle?", "--group", "nobody",
-                            "--json").stdout)
+    hidden = json.loads(
+        cli("ask", "When did the Normans settle?", "--group", "nobody", "--json").stdout
+    )
     assert hidden["citations"] == [] and "could not find" in hidden["answer"]
 
 
 def test_bad_corpus_stops_the_flow_and_changes_nothing(first_run, settings, weaviate, tmp_path):
-    from tasks.data import read_jsonl, write_jsonl, sample_dataset_paths
+    from tasks.data import read_jsonl, sample_dataset_paths, write_jsonl
 
     paths = sample_dataset_paths(settings.data_dir, settings.params())
     docs = read_jsonl(paths.corpus)
@@ -104,8 +120,18 @@ def test_bad_corpus_stops_the_flow_and_changes_nothing(first_run, settings, weav
     before = len(MlflowClient().search_model_versions(f"name='{name}'"))
     alias = settings.params()["index"]["alias"]
     live_before = weaviate.alias.get(alias_name=alias).collection
-    out = cli("run", "--profile", "tiny", "--corpus", str(bad), "--train", str(paths.train),
-              "--eval", str(paths.eval), check=False)
+    out = cli(
+        "run",
+        "--profile",
+        "tiny",
+        "--corpus",
+        str(bad),
+        "--train",
+        str(paths.train),
+        "--eval",
+        str(paths.eval),
+        check=False,
+    )
     assert out.returncode == 3
     assert "corpus.jsonl" in out.stderr and "expect_column_values_to_be_unique" in out.stderr
     assert f"'id': '{docs[4]['id']}'" in out.stderr

@@ -17,15 +17,28 @@ def trained(stack, settings, tmp_path_factory):
 
     base = str(ensure_tiny_model(settings))
     tokenizer = load_tokenizer(base)
-    examples = [encode_example(tokenizer, "Answer briefly.", f"What is {i}+1?",
-                               [{"passage_id": "p", "title": "math", "text": f"{i}+1={i + 1}"}],
-                               str(i + 1), 96) for i in range(16)]
+    examples = [
+        encode_example(
+            tokenizer,
+            "Answer briefly.",
+            f"What is {i}+1?",
+            [{"passage_id": "p", "title": "math", "text": f"{i}+1={i + 1}"}],
+            str(i + 1),
+            96,
+        )
+        for i in range(16)
+    ]
     params = settings.training_params() | {"max_steps": 12, "learning_rate": 0.01}
     out = tmp_path_factory.mktemp("adapter")
     mlflow.set_experiment("test-behaviour")
     with mlflow.start_run() as run:
-        result = train_lora(base, examples, params, out,
-                            on_step=lambda s, v: mlflow.log_metric("train_loss", v, step=s))
+        result = train_lora(
+            base,
+            examples,
+            params,
+            out,
+            on_step=lambda s, v: mlflow.log_metric("train_loss", v, step=s),
+        )
         mlflow.log_artifacts(str(out), artifact_path="adapter")
     return base, run.info.run_id, result
 
@@ -55,8 +68,12 @@ def test_register_gate_and_load_by_alias(trained, settings, tmp_path):
     version, adapter = registry.download_version(MODEL, registry.CHAMPION, tmp_path)
     assert str(version.version) == first
     generator = load_generator(base, adapter, 128)
-    answers = generator.answer_batch("Answer briefly.", ["What is 3+1?"],
-                                     [[{"passage_id": "p", "title": "m", "text": "3+1=4"}]], 4)
+    answers = generator.answer_batch(
+        "Answer briefly.",
+        ["What is 3+1?"],
+        [[{"passage_id": "p", "title": "m", "text": "3+1=4"}]],
+        4,
+    )
     assert len(answers) == 1 and isinstance(answers[0], str)
 
 

@@ -12,8 +12,14 @@ from tasks.retrieval import hybrid_search
 
 pytestmark = pytest.mark.integration
 
-TOPICS = ["volcano lava eruption", "violin orchestra concert", "football goal striker",
-          "bread flour yeast oven", "comet orbit telescope", "tax return deduction"]
+TOPICS = [
+    "volcano lava eruption",
+    "violin orchestra concert",
+    "football goal striker",
+    "bread flour yeast oven",
+    "comet orbit telescope",
+    "tax return deduction",
+]
 GROUPS = ["public", "finance", "hr", "legal"]
 
 
@@ -24,10 +30,16 @@ def corpus():
     for i in range(40):
         topic = TOPICS[i % len(TOPICS)]
         groups = sorted(rng.sample(GROUPS, rng.randint(1, 2)))
-        docs.append({"id": f"doc-{i:02d}", "title": f"{topic.split()[0]} note {i}",
-                     "text": f"Document {i} is about {topic}. " * rng.randint(3, 40),
-                     "source": f"test/{i}.txt", "updated_at": "2024-05-01T00:00:00Z",
-                     "groups": groups})
+        docs.append(
+            {
+                "id": f"doc-{i:02d}",
+                "title": f"{topic.split()[0]} note {i}",
+                "text": f"Document {i} is about {topic}. " * rng.randint(3, 40),
+                "source": f"test/{i}.txt",
+                "updated_at": "2024-05-01T00:00:00Z",
+                "groups": groups,
+            }
+        )
     return docs
 
 
@@ -69,8 +81,9 @@ def test_access_filter_over_random_users_and_queries(weaviate, settings, corpus,
     model = embedding_model_path(settings)
     build_index(weaviate, corpus, "digest-1", "dv-1", model, params)
     rng = random.Random(11)
-    queries = [f"{rng.choice(TOPICS)} {rng.choice(['facts', 'notes', 'details'])}"
-               for _ in range(30)]
+    queries = [
+        f"{rng.choice(TOPICS)} {rng.choice(['facts', 'notes', 'details'])}" for _ in range(30)
+    ]
     vectors = embed_texts(model, queries, show=False)
     seen = 0
     for query, vector in zip(queries, vectors, strict=True):

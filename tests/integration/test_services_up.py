@@ -12,7 +12,9 @@ pytestmark = pytest.mark.integration
 def test_status_json_reports_all_three_healthy(stack):
     out = subprocess.run(
         [sys.executable, "-m", "flows", "services", "status", "--json"],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert out.returncode == 0, out.stderr
     rows = {row["name"]: row for row in json.loads(out.stdout)}

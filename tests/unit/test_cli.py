@@ -5,8 +5,17 @@ from typer.testing import CliRunner
 
 from flows.cli import app
 
-COMMANDS = [[], ["setup"], ["run"], ["ask"], ["status"], ["services"], ["services", "up"],
-            ["services", "down"], ["services", "status"]]
+COMMANDS = [
+    [],
+    ["setup"],
+    ["run"],
+    ["ask"],
+    ["status"],
+    ["services"],
+    ["services", "up"],
+    ["services", "down"],
+    ["services", "status"],
+]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "root")

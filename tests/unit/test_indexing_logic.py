@@ -4,8 +4,14 @@ import pytest
 
 from tasks.indexing import chunk_document, index_version
 
-DOC = {"id": "doc-1", "title": "T", "text": " ".join(f"w{i}" for i in range(50)),
-       "source": "s", "updated_at": "2024-01-01", "groups": ["g"]}
+DOC = {
+    "id": "doc-1",
+    "title": "T",
+    "text": " ".join(f"w{i}" for i in range(50)),
+    "source": "s",
+    "updated_at": "2024-01-01",
+    "groups": ["g"],
+}
 
 
 def test_short_document_is_one_chunk_with_the_document_id():

@@ -24,8 +24,10 @@ def test_recall_counts_chunks_of_relevant_documents():
 
 
 def test_citations_put_supporting_passages_first():
-    passages = [Passage("p1", "d1", "T1", "nothing here", "s", ["g"], 0.9),
-                Passage("p2", "d2", "T2", "The answer is 1,234 apples.", "s", ["g"], 0.5)]
+    passages = [
+        Passage("p1", "d1", "T1", "nothing here", "s", ["g"], 0.9),
+        Passage("p2", "d2", "T2", "The answer is 1,234 apples.", "s", ["g"], 0.5),
+    ]
     cited = cite(passages, "1,234 apples")
     assert [c.passage_id for c in cited] == ["p2", "p1"]
     assert cited[0].supports_answer and not supports("nothing here", "1,234 apples")

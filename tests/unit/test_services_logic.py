@@ -28,8 +28,9 @@ def test_recorded_state_is_used_when_environment_is_silent(tmp_path, monkeypatch
 
 
 def test_weaviate_url_setting_marks_weaviate_external(tmp_path):
-    settings = Settings(state_dir=tmp_path, weaviate_url="https://cluster.example:443/",
-                        weaviate_grpc_port=443)
+    settings = Settings(
+        state_dir=tmp_path, weaviate_url="https://cluster.example:443/", weaviate_grpc_port=443
+    )
     endpoints = services.resolve_endpoints(settings)
     assert "weaviate" in endpoints.external
     assert endpoints.weaviate_http == "https://cluster.example:443"
@@ -37,8 +38,17 @@ def test_weaviate_url_setting_marks_weaviate_external(tmp_path):
 
 def test_node_ports_are_distinct_and_loopback_only():
     env = server_environment(Path("/data"), 8080, 50051, 7100)
-    ports = [env[k] for k in ("CLUSTER_GOSSIP_BIND_PORT", "CLUSTER_DATA_BIND_PORT", "RAFT_PORT",
-                              "RAFT_INTERNAL_RPC_PORT", "GO_PROFILING_PORT", "GRPC_PORT")]
+    ports = [
+        env[k]
+        for k in (
+            "CLUSTER_GOSSIP_BIND_PORT",
+            "CLUSTER_DATA_BIND_PORT",
+            "RAFT_PORT",
+            "RAFT_INTERNAL_RPC_PORT",
+            "GO_PROFILING_PORT",
+            "GRPC_PORT",
+        )
+    ]
     assert len(set(ports)) == len(ports)
     assert env["CLUSTER_BIND_ADDR"] == "127.0.0.1" and env["DEFAULT_VECTORIZER_MODULE"] == "none"
 

@@ -35,4 +35,4 @@ def test_collate_pads_and_masks(tokenizer):
     batch = collate([a, b], tokenizer.pad_token_id)
     assert batch["input_ids"].shape == batch["labels"].shape
     assert int(batch["attention_mask"][0].sum()) == len(a.input_ids)
-    assert int(batch["labels"][0, len(a.input_ids):].ne(IGNORE_INDEX).sum()) == 0
+    assert int(batch["labels"][0, len(a.input_ids) :].ne(IGNORE_INDEX).sum()) == 0

@@ -4,13 +4,23 @@ from pathlib import Path
 
 from tasks.validation import DatasetValidationError, validate_file, validate_records
 
-RULES = {"corpus_max_chars": 200, "question_min_chars": 3, "question_max_chars": 100,
-         "answer_max_chars": 50}
+RULES = {
+    "corpus_max_chars": 200,
+    "question_min_chars": 3,
+    "question_max_chars": 100,
+    "answer_max_chars": 50,
+}
 
 
 def doc(i, **extra):
-    record = {"id": f"d{i}", "title": "T", "text": f"text {i}", "source": "s",
-              "updated_at": "2024-01-02T03:04:05Z", "groups": ["public"]}
+    record = {
+        "id": f"d{i}",
+        "title": "T",
+        "text": f"text {i}",
+        "source": "s",
+        "updated_at": "2024-01-02T03:04:05Z",
+        "groups": ["public"],
+    }
     return record | extra
 
 
@@ -20,8 +30,14 @@ def test_clean_corpus_passes():
 
 
 def test_each_rule_names_file_rule_and_record():
-    records = [doc(1), doc(2, text=""), doc(1), doc(4, updated_at="last tuesday"),
-               doc(5, groups=[]), doc(6, text="x" * 500)]
+    records = [
+        doc(1),
+        doc(2, text=""),
+        doc(1),
+        doc(4, updated_at="last tuesday"),
+        doc(5, groups=[]),
+        doc(6, text="x" * 500),
+    ]
     report = validate_records("corpus", Path("corpus.jsonl"), records, RULES)
     rules = {(f.rule, f.column) for f in report.failures}
     assert ("expect_column_values_to_be_unique", "id") in rules
