@@ -306,12 +306,17 @@ def status(settings: Settings) -> list[ServiceStatus]:
     return rows
 
 
-def up(settings: Settings, timeout: float = 180.0, progress=print) -> list[ServiceStatus]:
+def up(
+    settings: Settings,
+    timeout: float = 180.0,
+    progress=print,
+    only: tuple[str, ...] = SERVICE_NAMES,
+) -> list[ServiceStatus]:
     """Start every managed service that is not already healthy, then wait for all of them."""
     endpoints = resolve_endpoints(settings)
     state = read_state(settings)
     started: dict[str, subprocess.Popen] = {}
-    for name in SERVICE_NAMES:
+    for name in only:
         if name in endpoints.external:
             progress(f"{name}: external endpoint, not started")
             continue

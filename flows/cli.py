@@ -175,11 +175,135 @@ def run(
 
 
 @app.command()
+def ingest(
+    path: Annotated[
+        str, typer.Argument(help="A folder (PDF, Markdown, text, HTML, JSONL) or file.")
+    ],
+    out: Annotated[str, typer.Option(help="Corpus JSONL to write.")] = "corpus.jsonl",
+    group: Annotated[
+        list[str] | None,
+        typer.Option("--group", "-g", help="Access groups for documents without any (repeatable)."),
+    ] = None,
+) -> None:
+    """Extract documents into corpus JSONL (id, title, text, source, updated_at, groups)."""
+    from pathlib import Path
+
+    from tasks.data import write_jsonl
+    from tasks.ingestion import ingest_folder
+
+    settings = get_settings()
+    result = ingest_folder(Path(path), group or settings.params()["data"]["access_groups"])
+    docs = [{k: v for k, v in d.items() if not k.startswith("_")} for d in result.documents]
+    write_jsonl(Path(out), docs)
+    console.print(
+        f"{len(docs)} documents → {out}; {len(result.skipped)} unsupported files "
+        f"skipped; {len(result.problems)} unreadable"
+    )
+    for problem in result.problems:
+        console.print(f"[red]  {problem.file}: rule '{problem.rule}': {problem.excerpt}[/red]")
+    if result.problems:
+        raise typer.Exit(4)
+
+
+def _run_flow(settings: Settings, flow_name: str, **kwargs: Any) -> dict[str, Any]:
+    """Run a flow of flows/reindex.py against the services (prefect is imported only after the
+    endpoints are in the environment, or it would start a temporary server of its own)."""
+    _require_services(settings)
+    services.export_endpoints(settings)
+    import importlib
+
+    flow = getattr(importlib.import_module("flows.reindex"), flow_name)
+    with contextlib.redirect_stdout(sys.stderr):
+        return flow(**kwargs)
+
+
+@app.command()
+def reindex(
+    full: Annotated[
+        bool, typer.Option("--full", help="Blue-green rebuild behind the gate.")
+    ] = False,
+    corpus: Annotated[
+        list[str] | None,
+        typer.Option(help="Corpus JSONL or folder (repeatable); default: the bundled samples."),
+    ] = None,
+    evaluate: Annotated[bool, typer.Option(help="Evaluate retrieval (the rebuild gate).")] = True,
+    as_json: JsonOption = False,
+) -> None:
+    """Re-index: only new, changed and removed documents, or --full for a gated rebuild."""
+    settings = get_settings()
+    result = _run_flow(settings, "reindex_flow", full=full, corpus=corpus, evaluate=evaluate)
+    if as_json:
+        print(json.dumps(result, indent=2, default=str))
+        return
+    from flows.knowledge_steps import reindex_markdown
+
+    Console().print(reindex_markdown(result))
+
+
+@app.command("evaluate-retrieval")
+def evaluate_retrieval(
+    limit: Annotated[int | None, typer.Option(help="Questions per set (default: all).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Recall@5/10, MRR@10 and nDCG@10 for BM25-only, vector-only and hybrid search."""
+    settings = get_settings()
+    result = _run_flow(settings, "evaluate_retrieval_flow", limit=limit)
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    table = Table(
+        "set",
+        "questions",
+        "mode",
+        "recall@5",
+        "recall@10",
+        "MRR@10",
+        "nDCG@10",
+        title=f"Retrieval quality of {result['collection']}",
+    )
+    for r in result["rows"]:
+        table.add_row(
+            r["set"],
+            str(r["questions"]),
+            r["mode"],
+            f"{r['recall_at_5']:.3f}",
+            f"{r['recall_at_10']:.3f}",
+            f"{r['mrr_at_10']:.3f}",
+            f"{r['ndcg_at_10']:.3f}",
+        )
+    Console(width=200).print(table)
+
+
+@app.command()
+def rollback(
+    index: Annotated[bool, typer.Option("--index", help="Move the index alias back.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Roll back the live index to the version built before it."""
+    if not index:
+        console.print("Say what to roll back: --index")
+        raise typer.Exit(2)
+    settings = get_settings()
+    try:
+        result = _run_flow(settings, "rollback_index_flow")
+    except LookupError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+    print(
+        json.dumps(result) if as_json else f"{result['alias']}: {result['from']} → {result['to']}"
+    )
+
+
+@app.command()
 def ask(
     question: Annotated[str, typer.Argument(help="The question.")],
     groups: Annotated[
         list[str] | None,
-        typer.Option("--group", "-g", help="Caller's access groups (repeatable); default: public."),
+        typer.Option(
+            "--group",
+            "-g",
+            help="Caller's access groups (repeatable); default: retrieval.default_groups.",
+        ),
     ] = None,
     profile: ProfileOption = None,
     as_json: JsonOption = False,
@@ -192,7 +316,8 @@ def ask(
 
     try:
         with contextlib.redirect_stdout(sys.stderr):
-            result = answer(settings, question, groups or ["public"])
+            default_groups = settings.params()["retrieval"]["default_groups"]
+            result = answer(settings, question, groups or default_groups)
     except LookupError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from exc

@@ -8,7 +8,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
 from dualengine.settings import Settings
-from flows import steps
+from flows import knowledge_steps, steps
 
 DEFAULT_QUESTION = "What did the Normans' Viking ancestors raid before settling in Normandy?"
 
@@ -27,8 +27,13 @@ def dual_engine_flow(
     logger = get_run_logger()
     paths, version = steps.prepare_data(settings, corpus, train, eval)
     logger.info("data version %s", version)
-    steps.validate_datasets(settings, paths)
-    index = steps.build_knowledge_index(settings, paths, version)
+    corpora = knowledge_steps.resolve_corpora(settings, [corpus] if corpus else None)
+    steps.validate_datasets(settings, paths, corpora)
+    docs, quarantined = knowledge_steps.validate_corpus(settings, corpora)
+    index = knowledge_steps.reindex_knowledge(settings, docs, corpora, False, quarantined)
+    if not index["gate"].get("passed", True):
+        logger.warning("index rebuild refused by the gate; training against the live index")
+    index["collection"] = index["live_collection"]
     training = steps.finetune(settings, paths, version, index)
     metrics = steps.evaluate(settings, paths, version, index, training)
     decision = steps.register_and_promote(settings, version, index, training, metrics)
@@ -36,7 +41,8 @@ def dual_engine_flow(
     summary = {
         "data_version": version,
         "profile": settings.profile,
-        "index": {k: index[k] for k in ("alias", "collection", "objects", "index_version")},
+        "index": {k: index[k] for k in ("alias", "collection", "objects", "mode", "quarantined")}
+        | {"index_version": index["manifest"].get("index_version")},
         "training": {
             k: training[k] for k in ("run_id", "steps", "final_loss", "tokens_per_second")
         },

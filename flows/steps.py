@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import random
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,7 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from dualengine.models import base_model_path, embedding_model_id, embedding_model_path
+from dualengine.models import base_model_path, embedding_model_path
 from dualengine.settings import Settings
 from dualengine.weaviate_client import weaviate_client
 from tasks import registry, tracking
@@ -53,13 +52,17 @@ def prepare_data(
 
 
 @task(name="validate-datasets", **STEP)
-def validate_datasets(settings: Settings, paths: DatasetPaths) -> None:
-    """Great Expectations gate: a failing dataset stops the flow before any engine changes."""
+def validate_datasets(settings: Settings, paths: DatasetPaths, corpora: dict[str, str]) -> None:
+    """Great Expectations gate on the QA sets: a failure stops the flow before any change.
+
+    Questions must point at passages of the corpora; the corpus itself is checked document by
+    document in `validate-corpus`, which quarantines bad documents instead of stopping.
+    """
     rules = settings.params()["validation"]
-    corpus_report = validate_file("corpus", paths.corpus, rules)
-    known = [str(r.get("id")) for r in read_jsonl(paths.corpus)] if corpus_report.success else None
+    known: list[str] = []
+    for path in corpora.values():
+        known.extend(str(r.get("id")) for r in read_jsonl(Path(path)))
     reports = [
-        corpus_report,
         validate_file("train", paths.train, rules, known),
         validate_file("eval", paths.eval, rules, known),
     ]
@@ -72,54 +75,7 @@ def validate_datasets(settings: Settings, paths: DatasetPaths) -> None:
     )
     if not ok:
         raise DatasetValidationError(reports)
-    get_run_logger().info("all datasets passed validation")
-
-
-@task(name="build-knowledge-index", **STEP)
-def build_knowledge_index(settings: Settings, paths: DatasetPaths, version: str) -> dict[str, Any]:
-    """Chunk, embed and index the corpus; recorded as a run in the knowledge experiment."""
-    import mlflow
-    from tasks.indexing import build_index
-
-    params = settings.params()
-    docs = read_jsonl(paths.corpus)
-    tracking.use_experiment(tracking.KNOWLEDGE_EXPERIMENT)
-    started = time.perf_counter()
-    with mlflow.start_run(run_name=f"index-{version}") as run:
-        with weaviate_client(settings) as client:
-            info = build_index(
-                client,
-                docs,
-                file_digest(paths.corpus),
-                version,
-                embedding_model_path(settings),
-                params,
-                embedding_id=embedding_model_id(settings),
-            )
-        seconds = time.perf_counter() - started
-        mlflow.log_params(
-            {
-                "index_version": info.index_version,
-                "collection": info.collection,
-                "alias": info.alias,
-                "embedding_model": info.embedding_model,
-                **{f"chunking.{k}": v for k, v in info.chunking.items()},
-            }
-        )
-        mlflow.log_metrics(
-            {"documents": info.documents, "objects": info.objects, "seconds": seconds}
-        )
-        mlflow.set_tags({"data_version": version, "reused": str(info.reused)})
-        mlflow.log_dict(info.as_dict(), "index_manifest.json")
-        tracking.log_dataset(docs, paths.corpus, "corpus", "indexing", version)
-    result = info.as_dict() | {"mlflow_run_id": run.info.run_id}
-    create_markdown_artifact(
-        key="knowledge-index",
-        markdown="## Knowledge index\n\n| field | value |\n|---|---|\n"
-        + "\n".join(f"| {k} | `{v}` |" for k, v in result.items()),
-        description="Live index manifest",
-    )
-    return result
+    get_run_logger().info("training and evaluation sets passed validation")
 
 
 def _retrieve_contexts(settings: Settings, alias: str, questions: list[str], k: int):
@@ -173,7 +129,7 @@ def finetune(
         mlflow.set_tags(
             {
                 "data_version": version,
-                "index_version": index["index_version"],
+                "index_version": index["manifest"]["index_version"],
                 "index_collection": index["collection"],
                 "base_model": base,
             }
@@ -269,7 +225,7 @@ def register_and_promote(
     reg = settings.params()["registry"]
     tags = {
         "data_version": version,
-        "index_version": index["index_version"],
+        "index_version": index["manifest"]["index_version"],
         "base_model": training["base_model"],
         "profile": settings.profile,
     } | metrics

@@ -34,8 +34,10 @@ class DatasetPaths:
         return {"corpus": str(self.corpus), "train": str(self.train), "eval": str(self.eval)}
 
 
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Read a JSONL file; a bad line raises DataFormatError naming file and line."""
+def read_jsonl(path: Path, annotate: bool = False) -> list[dict[str, Any]]:
+    """Read a JSONL file; a bad line raises DataFormatError naming file and line.
+
+    With annotate=True each record gets `_file` = "path:line" for later reports."""
     if not path.exists():
         raise DataFormatError(f"{path}: file not found")
     records: list[dict[str, Any]] = []
@@ -51,6 +53,8 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
                 ) from exc
             if not isinstance(record, dict):
                 raise DataFormatError(f"{path}, line {number}: rule 'JSON object' failed")
+            if annotate:
+                record.setdefault("_file", f"{path}:{number}")
             records.append(record)
     return records
 
@@ -72,12 +76,17 @@ def file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def data_version(paths: DatasetPaths) -> str:
-    """One short id for the content of all three datasets."""
+def files_version(paths: dict[str, Path]) -> str:
+    """One short id for the content of several named files."""
     combined = hashlib.sha256()
-    for name, path in sorted(paths.as_dict().items()):
+    for name, path in sorted(paths.items()):
         combined.update(f"{name}:{file_digest(Path(path))}\n".encode())
     return combined.hexdigest()[:12]
+
+
+def data_version(paths: DatasetPaths) -> str:
+    """One short id for the content of all three datasets."""
+    return files_version({k: Path(v) for k, v in paths.as_dict().items()})
 
 
 def split_articles(titles: list[str], eval_fraction: float, seed: int) -> set[str]:
@@ -152,6 +161,10 @@ def prepare_xquad(
     return paths
 
 
+def _fresh(stamp: Path, outputs: list[Path], expected: str) -> bool:
+    return all(p.exists() for p in outputs) and stamp.exists() and stamp.read_text() == expected
+
+
 def sample_dataset_paths(data_dir: Path, params: dict[str, Any]) -> DatasetPaths:
     """Prepare the bundled XQuAD sample unless its outputs are already up to date."""
     raw = data_dir / "raw" / "xquad" / "xquad.en.json"
@@ -162,8 +175,7 @@ def sample_dataset_paths(data_dir: Path, params: dict[str, Any]) -> DatasetPaths
     expected = json.dumps(
         {"raw": file_digest(raw), "params": data_params, "format": 1}, sort_keys=True
     )
-    fresh = all(p.exists() for p in (paths.corpus, paths.train, paths.eval))
-    if not (fresh and stamp.exists() and stamp.read_text() == expected):
+    if not _fresh(stamp, [paths.corpus, paths.train, paths.eval], expected):
         paths = prepare_xquad(
             raw,
             out,
@@ -173,3 +185,90 @@ def sample_dataset_paths(data_dir: Path, params: dict[str, Any]) -> DatasetPaths
         )
         stamp.write_text(expected)
     return paths
+
+
+def sec_relevant_ids(pattern: str, filenames: dict[str, str]) -> list[str]:
+    """Document ids whose PDF name matches a `Source Docs` glob such as `*2023 Q3 NVDA*`."""
+    import fnmatch
+
+    return sorted(doc_id for doc_id, name in filenames.items() if fnmatch.fnmatch(name, pattern))
+
+
+def prepare_sec10q(raw_dir: Path, out_dir: Path, default_groups: list[str]) -> tuple[Path, Path]:
+    """Extract the 20 SEC 10-Q PDFs into a corpus and the 195 questions into an eval set."""
+    import csv
+
+    from tasks.ingestion import ingest_folder
+
+    result = ingest_folder(raw_dir / "docs", default_groups)
+    if result.problems:
+        raise DataFormatError(f"{raw_dir}: unreadable sample documents: {result.problems}")
+    corpus, filenames = [], {}
+    for doc in result.documents:
+        doc_id = f"sec10q-{doc['id']}"
+        filenames[doc_id] = Path(doc.pop("_file")).name
+        corpus.append(doc | {"id": doc_id, "source": f"sec10q/{doc['source']}"})
+    evaluation = []
+    with open(raw_dir / "qna_data.csv", encoding="utf-8-sig", newline="") as handle:
+        for number, row in enumerate(csv.DictReader(handle), start=1):
+            relevant = sec_relevant_ids(row["Source Docs"], filenames)
+            if not relevant:
+                raise DataFormatError(
+                    f"{raw_dir / 'qna_data.csv'}, row {number}: rule 'Source Docs matches a "
+                    f"document' failed for {row['Source Docs']!r}"
+                )
+            evaluation.append(
+                {
+                    "id": f"sec10q-q{number:03d}",
+                    "question": row["Question"].strip(),
+                    "answer": row["Answer"].strip(),
+                    "relevant_ids": relevant,
+                    "article": row["Source Docs"],
+                    "question_type": row["Question Type"],
+                }
+            )
+    corpus_path, eval_path = out_dir / "corpus.jsonl", out_dir / "eval.jsonl"
+    write_jsonl(corpus_path, corpus)
+    write_jsonl(eval_path, evaluation)
+    return corpus_path, eval_path
+
+
+def sec10q_paths(data_dir: Path) -> tuple[Path, Path]:
+    """The SEC sample's corpus and eval set, extracted again only when a source file changed."""
+    raw = data_dir / "raw" / "sec10q"
+    out = data_dir / "prepared" / "sec10q"
+    sources = sorted(p for p in raw.rglob("*") if p.is_file())
+    expected = json.dumps(
+        {p.relative_to(raw).as_posix(): file_digest(p) for p in sources} | {"format": 1},
+        sort_keys=True,
+    )
+    corpus, evaluation = out / "corpus.jsonl", out / "eval.jsonl"
+    if not _fresh(out / ".inputs", [corpus, evaluation], expected):
+        prepare_sec10q(raw, out, ["finance"])
+        (out / ".inputs").write_text(expected)
+    return corpus, evaluation
+
+
+def sample_corpora(data_dir: Path, params: dict[str, Any]) -> dict[str, Path]:
+    """The bundled corpora named in params (knowledge.corpora), prepared if needed."""
+    found: dict[str, Path] = {}
+    for name in params["knowledge"]["corpora"]:
+        if name == "xquad":
+            found[name] = sample_dataset_paths(data_dir, params).corpus
+        elif name == "sec10q":
+            found[name] = sec10q_paths(data_dir)[0]
+        else:
+            raise ValueError(f"params.yaml knowledge.corpora: unknown sample corpus {name!r}")
+    return found
+
+
+def sample_eval_sets(data_dir: Path, params: dict[str, Any]) -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for name in params["knowledge"]["eval_sets"]:
+        if name == "xquad":
+            found[name] = sample_dataset_paths(data_dir, params).eval
+        elif name == "sec10q":
+            found[name] = sec10q_paths(data_dir)[1]
+        else:
+            raise ValueError(f"params.yaml knowledge.eval_sets: unknown sample set {name!r}")
+    return found

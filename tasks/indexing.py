@@ -1,7 +1,9 @@
-"""Knowledge engine: chunk, embed and index a corpus into a versioned Weaviate collection.
+"""Knowledge engine: chunk, embed and index a corpus into versioned Weaviate collections.
 
-The collection name carries the index version (corpus data version, embedding model, chunking
-parameters); an alias points at the live one, so a new version goes live only by an alias move.
+A collection's name carries its index version (corpus digest, embedding model, chunking); its
+description holds the manifest. An alias points at the live version, so a rebuild goes live
+only by an atomic alias move and can be rolled back. Incremental updates diff documents by
+content hash and touch only new, changed and removed documents.
 """
 
 from __future__ import annotations
@@ -9,20 +11,24 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from dualengine.progress import progress
+from tasks.chunking import split_text
 
 if TYPE_CHECKING:
     import weaviate
 
 ID_NAMESPACE = uuid.UUID("6f1c6c2e-3b7a-5d4e-9a51-2f7d8e0c4b11")
+Embed = Callable[[list[str]], Any]
 
 
 @dataclass(frozen=True)
 class Chunk:
-    """One indexed passage: a window of a document."""
+    """One indexed passage: a piece of a document."""
 
     passage_id: str
     doc_id: str
@@ -33,18 +39,21 @@ class Chunk:
     updated_at: str
     groups: list[str]
     content_hash: str
+    doc_hash: str
 
     @property
     def object_id(self) -> str:
         """Deterministic Weaviate id: the same document, chunk and content give the same id."""
-        return str(
-            uuid.uuid5(ID_NAMESPACE, f"{self.doc_id}:{self.chunk_index}:{self.content_hash}")
-        )
+        key = f"{self.doc_id}:{self.chunk_index}:{self.content_hash}"
+        return str(uuid.uuid5(ID_NAMESPACE, key))
+
+    def embedding_text(self) -> str:
+        return f"{self.title}\n{self.text}"
 
 
 @dataclass
-class IndexInfo:
-    """What a build produced (also the manifest stored on the collection)."""
+class Manifest:
+    """What an index version is made of; stored as the collection's description."""
 
     alias: str
     collection: str
@@ -54,47 +63,76 @@ class IndexInfo:
     chunking: dict[str, Any]
     documents: int
     objects: int
-    reused: bool
+    built_at: str
+    updated_at: str
+    corpus_hash: str
+    retrieval: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass
+class IncrementalPlan:
+    """What an incremental re-index will do, by document id."""
+
+    new: list[str]
+    changed: list[str]
+    removed: list[str]
+    unchanged: int
+    stale_object_ids: list[str]
+
+    @property
+    def touches_nothing(self) -> bool:
+        return not (self.new or self.changed or self.removed)
+
+
+class IndexingError(RuntimeError):
+    """Objects Weaviate refused even after retries, or a count that does not add up."""
 
 
 def content_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-def chunk_document(doc: dict[str, Any], max_words: int, overlap_words: int) -> list[Chunk]:
-    """Split a document into overlapping word windows; short documents stay whole."""
-    if overlap_words >= max_words:
-        raise ValueError("chunking.overlap_words must be smaller than chunking.max_words")
-    words = doc["text"].split()
-    step = max_words - overlap_words
-    starts = [0] if len(words) <= max_words else list(range(0, len(words) - overlap_words, step))
-    chunks = []
-    for index, start in enumerate(starts):
-        text = " ".join(words[start : start + max_words])
-        passage_id = doc["id"] if len(starts) == 1 else f"{doc['id']}#{index}"
-        chunks.append(
-            Chunk(
-                passage_id=passage_id,
-                doc_id=str(doc["id"]),
-                chunk_index=index,
-                title=str(doc.get("title") or ""),
-                text=text,
-                source=str(doc.get("source") or ""),
-                updated_at=str(doc.get("updated_at") or ""),
-                groups=list(doc.get("groups") or []),
-                content_hash=content_hash(text),
-            )
+def document_hash(doc: dict[str, Any]) -> str:
+    """Hash of everything indexed from a document (text and metadata, groups included)."""
+    payload = {k: doc.get(k) for k in ("title", "text", "source", "updated_at", "groups")}
+    return content_hash(json.dumps(payload, sort_keys=True, ensure_ascii=False))
+
+
+def corpus_hash(doc_hashes: dict[str, str]) -> str:
+    joined = "\n".join(f"{k}:{v}" for k, v in sorted(doc_hashes.items()))
+    return content_hash(joined)
+
+
+def chunk_document(doc: dict[str, Any], tokenizer: str, chunking: dict[str, Any]) -> list[Chunk]:
+    """Split a document into token-bounded chunks; a one-chunk document keeps its id."""
+    pieces = split_text(doc["text"], tokenizer, chunking["max_tokens"], chunking["overlap_tokens"])
+    doc_hash = document_hash(doc)
+    return [
+        Chunk(
+            passage_id=str(doc["id"]) if len(pieces) == 1 else f"{doc['id']}#{index}",
+            doc_id=str(doc["id"]),
+            chunk_index=index,
+            title=str(doc.get("title") or ""),
+            text=piece,
+            source=str(doc.get("source") or ""),
+            updated_at=str(doc.get("updated_at") or ""),
+            groups=list(doc.get("groups") or []),
+            content_hash=content_hash(piece),
+            doc_hash=doc_hash,
         )
-    return chunks
+        for index, piece in enumerate(pieces)
+    ]
 
 
-def chunk_corpus(docs: list[dict[str, Any]], chunking: dict[str, Any]) -> list[Chunk]:
+def chunk_corpus(
+    docs: list[dict[str, Any]], tokenizer: str, chunking: dict[str, Any]
+) -> list[Chunk]:
     chunks: list[Chunk] = []
     for doc in docs:
-        chunks.extend(chunk_document(doc, chunking["max_words"], chunking["overlap_words"]))
+        chunks.extend(chunk_document(doc, tokenizer, chunking))
     return chunks
 
 
@@ -111,7 +149,26 @@ def collection_name(prefix: str, version: str) -> str:
     return f"{prefix}_{version}"
 
 
-def _create_collection(client: weaviate.WeaviateClient, name: str, manifest: dict[str, Any]):
+def now_iso() -> str:
+    return datetime.now(tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def plan_incremental(
+    existing: dict[str, tuple[str, list[str]]], docs: list[dict[str, Any]]
+) -> IncrementalPlan:
+    """Diff live documents {doc_id: (doc_hash, object ids)} against the corpus (pure logic)."""
+    current = {str(d["id"]): document_hash(d) for d in docs}
+    new = sorted(i for i in current if i not in existing)
+    changed = sorted(i for i in current if i in existing and existing[i][0] != current[i])
+    removed = sorted(i for i in existing if i not in current)
+    stale = [oid for i in changed + removed for oid in existing[i][1]]
+    return IncrementalPlan(new, changed, removed, len(current) - len(new) - len(changed), stale)
+
+
+# --- Weaviate operations -------------------------------------------------------------------
+
+
+def _create_collection(client: weaviate.WeaviateClient, name: str, manifest: Manifest):
     from weaviate.classes.config import Configure, DataType, Property, Tokenization
 
     def text(name: str, tokenization=Tokenization.WORD, searchable: bool = True) -> Property:
@@ -124,7 +181,7 @@ def _create_collection(client: weaviate.WeaviateClient, name: str, manifest: dic
 
     return client.collections.create(
         name=name,
-        description=json.dumps(manifest, sort_keys=True),
+        description=json.dumps(manifest.as_dict(), sort_keys=True),
         vector_config=Configure.Vectors.self_provided(),
         properties=[
             text("passage_id", Tokenization.FIELD, searchable=False),
@@ -136,6 +193,7 @@ def _create_collection(client: weaviate.WeaviateClient, name: str, manifest: dic
             Property(name="groups", data_type=DataType.TEXT_ARRAY, tokenization=Tokenization.FIELD),
             Property(name="chunk_index", data_type=DataType.INT),
             text("content_hash", Tokenization.FIELD, searchable=False),
+            text("doc_hash", Tokenization.FIELD, searchable=False),
         ],
     )
 
@@ -144,39 +202,86 @@ def collection_count(client: weaviate.WeaviateClient, name: str) -> int:
     return int(client.collections.get(name).aggregate.over_all(total_count=True).total_count)
 
 
-class IndexingError(RuntimeError):
-    """Objects Weaviate refused even after retries; the message lists them."""
+def read_manifest(client: weaviate.WeaviateClient, collection: str) -> dict[str, Any]:
+    config = client.collections.get(collection).config.get()
+    try:
+        return json.loads(config.description or "{}")
+    except json.JSONDecodeError:
+        return {}
+
+
+def write_manifest(client: weaviate.WeaviateClient, manifest: Manifest) -> None:
+    client.collections.get(manifest.collection).config.update(
+        description=json.dumps(manifest.as_dict(), sort_keys=True)
+    )
 
 
 def upsert_chunks(
-    collection, chunks: list[Chunk], vectors, batch_size: int = 200, retries: int = 2
-):
-    """Insert chunks with their vectors; failed objects are retried, then reported."""
-    pending = list(range(len(chunks)))
-    failures: list[str] = []
-    for _attempt in range(retries + 1):
-        failures = []
-        failed_ids: set[str] = set()
-        with (
-            progress("upserting to Weaviate", len(pending), key="weaviate-upsert") as bar,
-            collection.batch.fixed_size(batch_size=batch_size) as batch,
-        ):
-            for position in pending:
-                chunk = chunks[position]
-                properties = asdict(chunk)
+    collection,
+    chunks: list[Chunk],
+    embed: Embed,
+    block: int = 256,
+    batch_size: int = 200,
+    retries: int = 2,
+) -> int:
+    """Embed chunks block by block and stream them into Weaviate's batcher, which sends in the
+    background while the next block embeds; failed objects are retried, then reported by id."""
+    import numpy as np
+
+    vectors: list[Any] = []
+    with (
+        progress("embedding + upserting", len(chunks), key="weaviate-upsert") as bar,
+        collection.batch.fixed_size(batch_size=batch_size) as batch,
+    ):
+        for start in range(0, len(chunks), block):
+            part = chunks[start : start + block]
+            block_vectors = np.asarray(embed([c.embedding_text() for c in part]), dtype="float32")
+            vectors.extend(block_vectors)
+            for chunk, vector in zip(part, block_vectors, strict=True):
                 batch.add_object(
-                    properties=properties,
-                    uuid=chunk.object_id,
-                    vector=[float(x) for x in vectors[position]],
+                    properties=asdict(chunk), uuid=chunk.object_id, vector=vector.tolist()
                 )
-                bar.advance()
-        for failed in collection.batch.failed_objects:
-            failed_ids.add(str(failed.object_.uuid))
-            failures.append(f"{failed.object_.properties.get('passage_id')}: {failed.message}")
-        pending = [p for p in pending if chunks[p].object_id in failed_ids]
-        if not pending:
-            return
-    raise IndexingError(f"{len(failures)} objects failed after {retries} retries: {failures[:10]}")
+            bar.advance(len(part))
+    position = {c.object_id: i for i, c in enumerate(chunks)}
+    failures = [(str(f.object_.uuid), f.message) for f in collection.batch.failed_objects]
+    for _attempt in range(retries):
+        if not failures:
+            return len(chunks)
+        with collection.batch.fixed_size(batch_size=batch_size) as batch:
+            for object_id, _ in failures:
+                i = position[object_id]
+                batch.add_object(
+                    properties=asdict(chunks[i]), uuid=object_id, vector=vectors[i].tolist()
+                )
+        failures = [(str(f.object_.uuid), f.message) for f in collection.batch.failed_objects]
+    if failures:
+        named = [f"{chunks[position[o]].passage_id}: {m}" for o, m in failures[:10]]
+        raise IndexingError(f"{len(failures)} objects failed after {retries} retries: {named}")
+    return len(chunks)
+
+
+def delete_objects(collection, object_ids: list[str], batch: int = 500) -> int:
+    """Delete objects by id; returns how many Weaviate deleted."""
+    from weaviate.classes.query import Filter
+
+    deleted = 0
+    for start in range(0, len(object_ids), batch):
+        part = object_ids[start : start + batch]
+        result = collection.data.delete_many(where=Filter.by_id().contains_any(part))
+        deleted += int(result.successful)
+        if result.failed:
+            raise IndexingError(f"{result.failed} deletions failed in {collection.name}")
+    return deleted
+
+
+def live_documents(collection) -> dict[str, tuple[str, list[str]]]:
+    """{doc_id: (doc_hash, [object ids])} of everything in a collection."""
+    found: dict[str, tuple[str, list[str]]] = {}
+    for obj in collection.iterator(return_properties=["doc_id", "doc_hash"]):
+        doc_id = str(obj.properties["doc_id"])
+        doc_hash = str(obj.properties.get("doc_hash") or "")
+        found.setdefault(doc_id, (doc_hash, []))[1].append(str(obj.uuid))
+    return found
 
 
 def point_alias(client: weaviate.WeaviateClient, alias: str, collection: str) -> None:
@@ -192,62 +297,83 @@ def alias_target(client: weaviate.WeaviateClient, alias: str) -> str | None:
     return found.collection if found else None
 
 
-def read_manifest(client: weaviate.WeaviateClient, collection: str) -> dict[str, Any]:
-    config = client.collections.get(collection).config.get()
-    try:
-        return json.loads(config.description or "{}")
-    except json.JSONDecodeError:
-        return {}
+def list_versions(client: weaviate.WeaviateClient, prefix: str) -> list[dict[str, Any]]:
+    """Manifests of every version of an index, oldest build first."""
+    versions = []
+    for name in client.collections.list_all(simple=True):
+        if name.startswith(prefix + "_"):
+            manifest = read_manifest(client, name)
+            manifest["collection"] = name
+            versions.append(manifest)
+    return sorted(versions, key=lambda m: m.get("built_at", ""))
 
 
-def build_index(
-    client: weaviate.WeaviateClient,
-    docs: list[dict[str, Any]],
-    corpus_digest: str,
-    data_version: str,
-    embedding_model: str,
-    params: dict[str, Any],
-    embedding_id: str | None = None,
-) -> IndexInfo:
-    """Build (or reuse) the collection for this index version and point the alias at it."""
-    from tasks.embedding import embed_texts
-
-    chunking = dict(params["chunking"])
-    alias = params["index"]["alias"]
-    embedding_id = embedding_id or embedding_model
-    version = index_version(corpus_digest, embedding_id, chunking)
-    name = collection_name(params["index"]["collection_prefix"], version)
-    chunks = chunk_corpus(docs, chunking)
-    info = IndexInfo(
-        alias=alias,
-        collection=name,
-        index_version=version,
-        data_version=data_version,
-        embedding_model=embedding_id,
-        chunking=chunking,
-        documents=len(docs),
-        objects=len(chunks),
-        reused=False,
-    )
-    if client.collections.exists(name):
-        if collection_count(client, name) == len(chunks):
-            info.reused = True
-            point_alias(client, alias, name)
-            return info
-        client.collections.delete(name)  # a half-built version never goes live
-    collection = _create_collection(client, name, info.as_dict())
-    try:
-        vectors = embed_texts(
-            embedding_model,
-            [f"{c.title}\n{c.text}" for c in chunks],
-            batch_size=params["embedding"]["batch_size"],
-        )
-        upsert_chunks(collection, chunks, vectors)
-        count = collection_count(client, name)
-        if count != len(chunks):
-            raise IndexingError(f"collection {name} holds {count} objects, expected {len(chunks)}")
-    except BaseException:
+def prune_versions(
+    client: weaviate.WeaviateClient, alias: str, prefix: str, keep: int
+) -> list[str]:
+    """Delete the oldest versions beyond `keep`, never the live one."""
+    live = alias_target(client, alias)
+    versions = [v["collection"] for v in list_versions(client, prefix)]
+    removable = [v for v in versions if v != live]
+    excess = max(0, len(versions) - keep)
+    doomed = removable[:excess]
+    for name in doomed:
         client.collections.delete(name)
+    return doomed
+
+
+def rollback(client: weaviate.WeaviateClient, alias: str, prefix: str) -> tuple[str, str]:
+    """Point the alias at the version built before the live one; returns (from, to)."""
+    live = alias_target(client, alias)
+    versions = [v["collection"] for v in list_versions(client, prefix)]
+    if live not in versions or versions.index(live) == 0:
+        raise LookupError(f"no earlier version of {prefix} to roll back to (live: {live})")
+    previous = versions[versions.index(live) - 1]
+    point_alias(client, alias, previous)
+    return live, previous
+
+
+def build_collection(
+    client: weaviate.WeaviateClient,
+    manifest: Manifest,
+    chunks: list[Chunk],
+    embed: Embed,
+) -> Manifest:
+    """Fill a new collection completely or delete it: a half-built version never survives."""
+    if client.collections.exists(manifest.collection):
+        client.collections.delete(manifest.collection)
+    collection = _create_collection(client, manifest.collection, manifest)
+    try:
+        upsert_chunks(collection, chunks, embed)
+        count = collection_count(client, manifest.collection)
+        if count != len(chunks):
+            raise IndexingError(
+                f"{manifest.collection} holds {count} objects, expected {len(chunks)}"
+            )
+    except BaseException:
+        client.collections.delete(manifest.collection)
         raise
-    point_alias(client, alias, name)
-    return info
+    return manifest
+
+
+def apply_incremental(
+    client: weaviate.WeaviateClient,
+    collection_name: str,
+    plan: IncrementalPlan,
+    docs: list[dict[str, Any]],
+    tokenizer: str,
+    chunking: dict[str, Any],
+    embed: Embed,
+) -> tuple[int, int]:
+    """Upsert chunks of new and changed documents first, then delete their stale objects."""
+    if plan.touches_nothing:
+        return 0, 0
+    collection = client.collections.get(collection_name)
+    wanted = set(plan.new) | set(plan.changed)
+    chunks = chunk_corpus([d for d in docs if str(d["id"]) in wanted], tokenizer, chunking)
+    upserted = 0
+    if chunks:
+        upserted = upsert_chunks(collection, chunks, embed)
+    keep = {c.object_id for c in chunks}
+    deleted = delete_objects(collection, [o for o in plan.stale_object_ids if o not in keep])
+    return upserted, deleted

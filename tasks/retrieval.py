@@ -79,13 +79,61 @@ def retrieve_many(
     ]
 
 
+def doc_ranking(passage_ids: list[str]) -> list[str]:
+    """Document ids in first-seen order (a chunk id is `doc_id#n`)."""
+    seen: dict[str, None] = {}
+    for pid in passage_ids:
+        seen.setdefault(pid.split("#", 1)[0], None)
+    return list(seen)
+
+
 def recall_at_k(retrieved: list[list[str]], relevant: list[list[str]], k: int) -> float:
-    """Share of queries with at least one relevant passage (or its chunk) in the top k."""
+    """Mean share of each query's relevant documents found among its top-k documents."""
     if not retrieved:
         return 0.0
-    hits = 0
+    total = 0.0
     for got, want in zip(retrieved, relevant, strict=True):
-        doc_ids = {pid.split("#", 1)[0] for pid in got[:k]}
-        if doc_ids & set(want):
-            hits += 1
-    return hits / len(retrieved)
+        top = set(doc_ranking(got)[:k])
+        total += len(top & set(want)) / max(len(set(want)), 1)
+    return total / len(retrieved)
+
+
+def mrr_at_k(retrieved: list[list[str]], relevant: list[list[str]], k: int) -> float:
+    """Mean reciprocal rank of the first relevant document within the top k."""
+    if not retrieved:
+        return 0.0
+    total = 0.0
+    for got, want in zip(retrieved, relevant, strict=True):
+        for rank, doc in enumerate(doc_ranking(got)[:k], start=1):
+            if doc in set(want):
+                total += 1.0 / rank
+                break
+    return total / len(retrieved)
+
+
+def ndcg_at_k(retrieved: list[list[str]], relevant: list[list[str]], k: int) -> float:
+    """Binary-relevance nDCG over documents."""
+    import math
+
+    if not retrieved:
+        return 0.0
+    total = 0.0
+    for got, want in zip(retrieved, relevant, strict=True):
+        wanted = set(want)
+        dcg = sum(
+            1.0 / math.log2(rank + 1)
+            for rank, doc in enumerate(doc_ranking(got)[:k], start=1)
+            if doc in wanted
+        )
+        ideal = sum(1.0 / math.log2(rank + 1) for rank in range(1, min(len(wanted), k) + 1))
+        total += dcg / ideal if ideal else 0.0
+    return total / len(retrieved)
+
+
+def retrieval_metrics(retrieved: list[list[str]], relevant: list[list[str]]) -> dict[str, float]:
+    return {
+        "recall_at_5": recall_at_k(retrieved, relevant, 5),
+        "recall_at_10": recall_at_k(retrieved, relevant, 10),
+        "mrr_at_10": mrr_at_k(retrieved, relevant, 10),
+        "ndcg_at_10": ndcg_at_k(retrieved, relevant, 10),
+    }

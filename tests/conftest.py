@@ -33,6 +33,21 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.pop("DUALENGINE_WEAVIATE_URL", None)
 
 
+def _test_params() -> Path:
+    """params.yaml with the XQuAD sample only (the SEC corpus has its own, smaller tests)."""
+    import yaml
+
+    params = yaml.safe_load((Path(__file__).parent.parent / "params.yaml").read_text())
+    params["knowledge"] = {"corpora": ["xquad"], "eval_sets": ["xquad"]}
+    params["index"]["gate_max_questions"] = 60
+    path = _STATE / "params.yaml"
+    path.write_text(yaml.safe_dump(params, allow_unicode=True))
+    return path
+
+
+os.environ["DUALENGINE_PARAMS_FILE"] = str(_test_params())
+
+
 @pytest.fixture(scope="session")
 def settings():
     from dualengine.settings import get_settings

@@ -42,3 +42,21 @@ def test_gate():
 
 def test_clean_answer_keeps_first_line():
     assert clean_answer(' "Paris."\nmore text') == "Paris"
+
+
+def test_ranking_metrics_at_document_level():
+    from tasks.retrieval import doc_ranking, mrr_at_k, ndcg_at_k, retrieval_metrics
+
+    assert doc_ranking(["a#0", "a#1", "b", "c#3"]) == ["a", "b", "c"]
+    retrieved, relevant = [["x", "a#2", "a#3", "b"]], [["a", "b"]]
+    assert mrr_at_k(retrieved, relevant, 10) == pytest.approx(0.5)
+    assert recall_at_k(retrieved, relevant, 2) == pytest.approx(0.5)
+    ideal = 1 + 1 / __import__("math").log2(3)
+    got = 1 / __import__("math").log2(3) + 1 / __import__("math").log2(4)
+    assert ndcg_at_k(retrieved, relevant, 10) == pytest.approx(got / ideal)
+    assert set(retrieval_metrics(retrieved, relevant)) == {
+        "recall_at_5",
+        "recall_at_10",
+        "mrr_at_10",
+        "ndcg_at_10",
+    }

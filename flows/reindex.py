@@ -1,0 +1,45 @@
+"""Knowledge-engine flows: re-index (incremental or blue-green), evaluate retrieval, rollback."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+from prefect.artifacts import create_markdown_artifact
+
+from dualengine.settings import Settings
+from flows import knowledge_steps as ks
+
+
+@flow(name="reindex", log_prints=True)
+def reindex_flow(
+    full: bool = False, corpus: list[str] | None = None, evaluate: bool = True
+) -> dict[str, Any]:
+    """Bring the live index up to date: only changed documents, or a gated full rebuild."""
+    settings = Settings()
+    corpora = ks.resolve_corpora(settings, corpus)
+    docs, quarantined = ks.validate_corpus(settings, corpora)
+    return ks.reindex_knowledge(settings, docs, corpora, full, quarantined, evaluate)
+
+
+@flow(name="evaluate-retrieval", log_prints=True)
+def evaluate_retrieval_flow(limit: int | None = None) -> dict[str, Any]:
+    """Recall@k, MRR and nDCG@10 of BM25-only, vector-only and hybrid on the sample sets."""
+    return ks.evaluate_retrieval_step(Settings(), limit)
+
+
+@flow(name="rollback-index", log_prints=True)
+def rollback_index_flow() -> dict[str, str]:
+    """Point the index alias back at the version built before the live one."""
+    from dualengine.weaviate_client import weaviate_client
+    from tasks.indexing import rollback
+
+    settings = Settings()
+    index = settings.params()["index"]
+    with weaviate_client(settings) as client:
+        before, after = rollback(client, index["alias"], index["collection_prefix"])
+    create_markdown_artifact(
+        key="index-rollback",
+        markdown=f"## Index rollback\n\nAlias `{index['alias']}`: `{before}` → `{after}`",
+    )
+    return {"alias": index["alias"], "from": before, "to": after}

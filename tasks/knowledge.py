@@ -1,0 +1,265 @@
+"""Knowledge-engine jobs: incremental re-index, blue-green rebuild with a gate, evaluation."""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from tasks import indexing
+from tasks.chunking import chunking_identity, tokenizer_json
+
+if TYPE_CHECKING:
+    import weaviate
+
+MODES = {"bm25": 0.0, "vector": 1.0}
+
+
+@dataclass
+class EmbeddingSpec:
+    """The embedding model to load (path or id) and its stable identity."""
+
+    model: str
+    identity: str
+    batch_size: int = 32
+
+    def embed(self, texts: list[str]):
+        from tasks.embedding import embed_texts
+
+        return embed_texts(self.model, texts, batch_size=self.batch_size, show=False)
+
+
+@dataclass
+class ReindexResult:
+    """What a re-index did, for the artifact, MLflow and the CLI."""
+
+    mode: str  # incremental | rebuilt | reused | refused
+    alias: str
+    live_collection: str | None
+    collection: str
+    data_version: str
+    documents: int
+    objects: int
+    new_documents: list[str] = field(default_factory=list)
+    changed_documents: list[str] = field(default_factory=list)
+    removed_documents: list[str] = field(default_factory=list)
+    upserted_objects: int = 0
+    deleted_objects: int = 0
+    gate: dict[str, Any] = field(default_factory=dict)
+    pruned: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def sample_questions(items: list[dict[str, Any]], limit: int, seed: int) -> list[dict[str, Any]]:
+    if limit <= 0 or len(items) <= limit:
+        return list(items)
+    return random.Random(seed).sample(items, limit)
+
+
+def evaluate_collection(
+    client: weaviate.WeaviateClient,
+    target: str,
+    eval_sets: dict[str, list[dict[str, Any]]],
+    embedding: EmbeddingSpec,
+    alpha_modes: dict[str, float],
+    depth: int = 100,
+) -> dict[str, dict[str, dict[str, float]]]:
+    """{eval set: {mode: recall@5, recall@10, MRR@10, nDCG@10}} at document level."""
+    from tasks.embedding import embed_texts
+    from tasks.retrieval import hybrid_search, retrieval_metrics
+
+    report: dict[str, dict[str, dict[str, float]]] = {}
+    for name, items in eval_sets.items():
+        questions = [i["question"] for i in items]
+        vectors = embed_texts(embedding.model, questions, show=False)
+        relevant = [list(i["relevant_ids"]) for i in items]
+        report[name] = {}
+        for mode, alpha in alpha_modes.items():
+            ranked = [
+                [p.passage_id for p in hybrid_search(client, target, q, v.tolist(), depth, alpha)]
+                for q, v in zip(questions, vectors, strict=True)
+            ]
+            report[name][mode] = retrieval_metrics(ranked, relevant)
+    return report
+
+
+def gate_score(report: dict[str, dict[str, dict[str, float]]], metric: str) -> float:
+    """Mean of the hybrid metric over the evaluation sets."""
+    values = [modes["hybrid"][metric] for modes in report.values()]
+    return sum(values) / len(values) if values else 0.0
+
+
+def reindex(
+    client: weaviate.WeaviateClient,
+    docs: list[dict[str, Any]],
+    data_version: str,
+    embedding: EmbeddingSpec,
+    params: dict[str, Any],
+    full: bool = False,
+    eval_sets: dict[str, list[dict[str, Any]]] | None = None,
+) -> ReindexResult:
+    """Bring the live index up to date with `docs`.
+
+    Incremental (default, when the live index has the same embedding model and chunking):
+    only new, changed and removed documents are touched; nothing changed touches nothing.
+    Full (`full=True`, or no compatible live index): build a new collection version, gate it
+    on recall against the live one, move the alias only if it passes, prune old versions.
+    """
+    started = time.perf_counter()
+    chunking = chunking_identity(params["chunking"])
+    index_params = {**params["index"], "alpha": params["retrieval"]["alpha"]}
+    alias, prefix = index_params["alias"], index_params["collection_prefix"]
+    tokenizer = tokenizer_json(embedding.model)
+    doc_hashes = {str(d["id"]): indexing.document_hash(d) for d in docs}
+    corpus = indexing.corpus_hash(doc_hashes)
+    live = indexing.alias_target(client, alias)
+    live_manifest = indexing.read_manifest(client, live) if live else {}
+    compatible = (
+        live_manifest.get("embedding_model") == embedding.identity
+        and live_manifest.get("chunking") == chunking
+    )
+    if live and compatible and not full:
+        result = _incremental(
+            client, live, live_manifest, docs, data_version, corpus, tokenizer, chunking, embedding
+        )
+    else:
+        result = _blue_green(
+            client,
+            alias,
+            prefix,
+            live,
+            docs,
+            data_version,
+            corpus,
+            tokenizer,
+            chunking,
+            embedding,
+            index_params,
+            eval_sets or {},
+        )
+    result.seconds = round(time.perf_counter() - started, 2)
+    return result
+
+
+def _incremental(
+    client, live, live_manifest, docs, data_version, corpus, tokenizer, chunking, embedding
+) -> ReindexResult:
+    collection = client.collections.get(live)
+    plan = indexing.plan_incremental(indexing.live_documents(collection), docs)
+    upserted, deleted = indexing.apply_incremental(
+        client, live, plan, docs, tokenizer, chunking, embedding.embed
+    )
+    manifest = dict(live_manifest)
+    if not plan.touches_nothing or manifest.get("data_version") != data_version:
+        manifest.update(
+            data_version=data_version,
+            documents=len(docs),
+            objects=indexing.collection_count(client, live),
+            updated_at=indexing.now_iso(),
+            corpus_hash=corpus,
+        )
+        indexing.write_manifest(client, indexing.Manifest(**manifest))
+    return ReindexResult(
+        mode="incremental",
+        alias=manifest["alias"],
+        live_collection=live,
+        collection=live,
+        data_version=data_version,
+        documents=len(docs),
+        objects=manifest["objects"],
+        new_documents=plan.new,
+        changed_documents=plan.changed,
+        removed_documents=plan.removed,
+        upserted_objects=upserted,
+        deleted_objects=deleted,
+        manifest=manifest,
+    )
+
+
+def _blue_green(
+    client,
+    alias,
+    prefix,
+    live,
+    docs,
+    data_version,
+    corpus,
+    tokenizer,
+    chunking,
+    embedding,
+    index_params,
+    eval_sets,
+) -> ReindexResult:
+    version = indexing.index_version(corpus, embedding.identity, chunking)
+    name = indexing.collection_name(prefix, version)
+    chunks = indexing.chunk_corpus(docs, tokenizer, chunking)
+    existing = indexing.read_manifest(client, name) if client.collections.exists(name) else {}
+    reusable = existing.get("corpus_hash") == corpus and indexing.collection_count(
+        client, name
+    ) == len(chunks)
+    stamp = indexing.now_iso()
+    manifest = indexing.Manifest(
+        alias=alias,
+        collection=name,
+        index_version=version,
+        data_version=data_version,
+        embedding_model=embedding.identity,
+        chunking=chunking,
+        documents=len(docs),
+        objects=len(chunks),
+        built_at=existing.get("built_at", stamp) if reusable else stamp,
+        updated_at=stamp,
+        corpus_hash=corpus,
+    )
+    if not reusable:
+        indexing.build_collection(client, manifest, chunks, embedding.embed)
+    gate: dict[str, Any] = {"passed": True, "reason": "no live index to compare with"}
+    metric, margin = index_params["gate_metric"], float(index_params["gate_margin"])
+    if eval_sets:
+        modes = {"hybrid": float(index_params.get("alpha", 0.5))}
+        new_report = evaluate_collection(client, name, eval_sets, embedding, modes)
+        new_score = gate_score(new_report, metric)
+        manifest.retrieval = {f"{s}.{metric}": m["hybrid"][metric] for s, m in new_report.items()}
+        gate = {
+            "passed": True,
+            "metric": metric,
+            "candidate": new_score,
+            "margin": margin,
+            "reason": "no live index to compare with",
+        }
+        if live and live != name:
+            live_score = gate_score(
+                evaluate_collection(client, live, eval_sets, embedding, modes), metric
+            )
+            passed = new_score >= live_score - margin
+            gate |= {
+                "live": live_score,
+                "passed": passed,
+                "reason": f"candidate {metric} {new_score:.4f} "
+                f"{'>=' if passed else '<'} live {live_score:.4f} - {margin}",
+            }
+    indexing.write_manifest(client, manifest)
+    if gate["passed"]:
+        indexing.point_alias(client, alias, name)
+        pruned = indexing.prune_versions(client, alias, prefix, int(index_params["keep_versions"]))
+        mode = "reused" if reusable else "rebuilt"
+    else:
+        pruned, mode = [], "refused"
+    return ReindexResult(
+        mode=mode,
+        alias=alias,
+        live_collection=indexing.alias_target(client, alias),
+        collection=name,
+        data_version=data_version,
+        documents=len(docs),
+        objects=len(chunks),
+        upserted_objects=0 if reusable else len(chunks),
+        gate=gate,
+        pruned=pruned,
+        manifest=manifest.as_dict(),
+    )
