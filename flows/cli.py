@@ -111,14 +111,17 @@ def setup(
 
 @app.command("prepare-data")
 def prepare_data() -> None:
-    """Turn the bundled XQuAD file into corpus / train / eval JSONL (the DVC `prepare` stage)."""
-    from tasks.data import data_version, sample_dataset_paths
+    """Prepare the bundled samples (the DVC `prepare` stage): XQuAD corpus / train / eval JSONL
+    and the SEC 10-Q PDFs extracted into a corpus plus its evaluation set."""
+    from tasks.data import data_version, sample_dataset_paths, sec10q_paths
 
     settings = get_settings()
     paths = sample_dataset_paths(settings.data_dir, settings.params())
     for name, path in paths.as_dict().items():
-        console.print(f"{name}: {path}")
-    console.print(f"data version: {data_version(paths)}")
+        console.print(f"xquad {name}: {path}")
+    console.print(f"xquad data version: {data_version(paths)}")
+    corpus, evaluation = sec10q_paths(settings.data_dir)
+    console.print(f"sec10q corpus: {corpus}\nsec10q eval: {evaluation}")
 
 
 @app.command()

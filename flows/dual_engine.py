@@ -41,7 +41,10 @@ def dual_engine_flow(
     summary = {
         "data_version": version,
         "profile": settings.profile,
-        "index": {k: index[k] for k in ("alias", "collection", "objects", "mode", "quarantined")}
+        "index": {
+            k: index[k]
+            for k in ("alias", "collection", "objects", "mode", "quarantined", "data_version")
+        }
         | {"index_version": index["manifest"].get("index_version")},
         "training": {
             k: training[k] for k in ("run_id", "steps", "final_loss", "tokens_per_second")

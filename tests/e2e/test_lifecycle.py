@@ -114,7 +114,7 @@ def test_status_and_ask(first_run):
     report = json.loads(cli("status", "--json").stdout)
     assert report["models"]["champion"]["version"] == first_run["decision"]["champion_after"]
     assert report["index"]["objects"] == first_run["index"]["objects"]
-    assert report["index"]["data_version"] == first_run["data_version"]
+    assert report["index"]["data_version"] == first_run["index"]["data_version"]
     answer = json.loads(cli("ask", "When did the Normans settle in Normandy?", "--json").stdout)
     assert answer["citations"] and all(
         "Normans" in c["title"] or c["score"] >= 0 for c in answer["citations"]
