@@ -73,13 +73,19 @@ class Settings(BaseSettings):
         """params.yaml as a dict."""
         return load_params(self.params_path)
 
+    training_overrides: dict[str, Any] = Field(default_factory=dict)
+
     def training_params(self) -> dict[str, Any]:
         """The training block for the active profile, with the shared keys merged in."""
         training = self.params()["training"]
         merged = dict(training["profiles"][self.profile])
         merged["system_prompt"] = training["system_prompt"].strip()
         merged["seed"] = training["seed"]
-        return merged
+        return merged | self.training_overrides
+
+    def with_training_override(self, **values: Any) -> Settings:
+        """A copy whose training parameters are changed for one run (e.g. max_steps)."""
+        return self.model_copy(update={"training_overrides": self.training_overrides | values})
 
 
 @lru_cache(maxsize=8)

@@ -164,17 +164,86 @@ def run(
         print(json.dumps(summary, indent=2, default=str))
         return
     ui = endpoints.prefect_api_url.removesuffix("/api")
+    _print_gate(summary["gate_table"], summary["decision"])
     answer = summary["answer"]
-    console.print(f"\n[bold]Answer:[/bold] {answer['answer'] or '(empty)'}")
-    for c in answer["citations"]:
-        console.print(f"  [{c['passage_id']}] {c['title']} (score {c['score']})")
-    console.print(f"\nMetrics: {summary['metrics']}\nDecision: {summary['decision']['reason']}")
+    if answer:
+        console.print(f"\n[bold]Answer:[/bold] {answer['answer'] or '(empty)'}")
+        for c in answer["citations"]:
+            console.print(f"  [{c['passage_id']}] {c['title']} (score {c['score']})")
     console.print(
         f"Done in {summary['seconds']} s.\nPrefect UI: {ui}/runs  (flow 'dual-engine', "
         f"tab Artifacts)\nMLflow UI:  {endpoints.mlflow_tracking_uri}/#/models/"
         f"{summary['decision']['model_name']}  (experiments dualengine-behaviour, "
         "dualengine-knowledge)"
     )
+
+
+def _print_gate(table_rows: list[dict[str, Any]], decision: dict[str, Any]) -> None:
+    table = Table(*table_rows[0].keys(), title="Held-out scores, mean [95% bootstrap CI]")
+    for row in table_rows:
+        table.add_row(*[str(v) for v in row.values()])
+    Console(width=240, stderr=True).print(table)
+    verdict = "PROMOTED to champion" if decision["promoted"] else "champion unchanged"
+    console.print(
+        f"Gate: challenger v{decision['challenger_version']} {verdict}: {decision['reason']}"
+    )
+
+
+@app.command()
+def finetune(
+    profile: ProfileOption = None,
+    resume: Annotated[bool, typer.Option(help="Continue from the latest checkpoint.")] = False,
+    accelerate_config: Annotated[
+        str | None, typer.Option(help="accelerate config (infra/accelerate/*.yaml) to launch with.")
+    ] = None,
+    num_processes: Annotated[int, typer.Option(help="Processes for accelerate launch.")] = 1,
+    max_steps: Annotated[int | None, typer.Option(help="Override the profile's max_steps.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """RAFT data from the live index → GX/PII gate → LoRA via Accelerate → `challenger`."""
+    settings = _settings(profile)
+    result = _run_flow(
+        settings,
+        "finetune_flow",
+        "flows.finetune",
+        profile=settings.profile,
+        resume=resume,
+        accelerate_config=accelerate_config,
+        num_processes=num_processes,
+        max_steps=max_steps,
+    )
+    if as_json:
+        print(json.dumps(result, indent=2, default=str))
+        return
+    t = result["training"]
+    console.print(
+        f"challenger v{result['challenger_version']}: {t['steps']} steps "
+        f"(resumed from {t['resumed_from']}), loss {t['first_loss']:.3f} → "
+        f"{t['final_loss']:.3f}, {t['tokens_per_second']} tokens/s"
+    )
+
+
+@app.command()
+def promote(
+    profile: ProfileOption = None,
+    version: Annotated[
+        str | None, typer.Option(help="Version to gate (default: challenger).")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Gate challenger vs champion vs base (F1/EM, NLL, guardrails, bootstrap CIs)."""
+    settings = _settings(profile)
+    try:
+        result = _run_flow(
+            settings, "promote_flow", "flows.finetune", profile=settings.profile, version=version
+        )
+    except LookupError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+    if as_json:
+        print(json.dumps(result, indent=2, default=str))
+        return
+    _print_gate(result["table"], result)
 
 
 @app.command()
@@ -208,14 +277,16 @@ def ingest(
         raise typer.Exit(4)
 
 
-def _run_flow(settings: Settings, flow_name: str, **kwargs: Any) -> dict[str, Any]:
+def _run_flow(
+    settings: Settings, flow_name: str, module: str = "flows.reindex", **kwargs: Any
+) -> dict[str, Any]:
     """Run a flow of flows/reindex.py against the services (prefect is imported only after the
     endpoints are in the environment, or it would start a temporary server of its own)."""
     _require_services(settings)
     services.export_endpoints(settings)
     import importlib
 
-    flow = getattr(importlib.import_module("flows.reindex"), flow_name)
+    flow = getattr(importlib.import_module(module), flow_name)
     with contextlib.redirect_stdout(sys.stderr):
         return flow(**kwargs)
 
@@ -280,20 +351,26 @@ def evaluate_retrieval(
 @app.command()
 def rollback(
     index: Annotated[bool, typer.Option("--index", help="Move the index alias back.")] = False,
+    model: Annotated[bool, typer.Option("--model", help="Move `champion` back.")] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Roll back the live index to the version built before it."""
-    if not index:
-        console.print("Say what to roll back: --index")
+    """Roll back the live index (--index) or the champion model (--model) one version."""
+    if index == model:
+        console.print("Say what to roll back: --index or --model")
         raise typer.Exit(2)
     settings = get_settings()
     try:
-        result = _run_flow(settings, "rollback_index_flow")
+        if index:
+            result = _run_flow(settings, "rollback_index_flow")
+        else:
+            result = _run_flow(settings, "rollback_model_flow", "flows.finetune")
     except LookupError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from exc
     print(
-        json.dumps(result) if as_json else f"{result['alias']}: {result['from']} → {result['to']}"
+        json.dumps(result)
+        if as_json
+        else f"{result.get('alias') or result.get('model_name')}: {result['from']} → {result['to']}"
     )
 
 

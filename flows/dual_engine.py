@@ -1,4 +1,4 @@
-"""The dual-engine flow: validate → index → fine-tune → evaluate → register/promote → answer."""
+"""The dual-engine flow: validate → index → RAFT data → fine-tune → gate → answer."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
 from dualengine.settings import Settings
-from flows import knowledge_steps, steps
+from flows import behaviour_steps, knowledge_steps, steps
 
 DEFAULT_QUESTION = "What did the Normans' Viking ancestors raid before settling in Normandy?"
 
@@ -22,7 +22,7 @@ def dual_engine_flow(
     question: str = DEFAULT_QUESTION,
     groups: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Run the whole lifecycle once on the given datasets (default: the bundled XQuAD sample)."""
+    """Run the whole lifecycle once on the given datasets (default: the bundled samples)."""
     settings = Settings(**({"profile": profile} if profile else {}))
     logger = get_run_logger()
     paths, version = steps.prepare_data(settings, corpus, train, eval)
@@ -33,37 +33,49 @@ def dual_engine_flow(
     index = knowledge_steps.reindex_knowledge(settings, docs, corpora, False, quarantined)
     if not index["gate"].get("passed", True):
         logger.warning("index rebuild refused by the gate; training against the live index")
-    index["collection"] = index["live_collection"]
-    training = steps.finetune(settings, paths, version, index)
-    metrics = steps.evaluate(settings, paths, version, index, training)
-    decision = steps.register_and_promote(settings, version, index, training, metrics)
-    answer = steps.answer_sample(settings, question, groups or ["public"])
+    live = {
+        "collection": index["live_collection"],
+        "index_version": index["manifest"].get("index_version", ""),
+    }
+    raft = behaviour_steps.build_raft_data(settings, paths)
+    behaviour_steps.validate_training_data(settings, raft)
+    training = behaviour_steps.train_adapter(settings, raft, live, version)
+    challenger = behaviour_steps.register_challenger(settings, training, live, version)
+    decision = behaviour_steps.promotion_gate(settings, paths, challenger)
+    answer = None
+    if decision["champion_after"] is not None:
+        answer = steps.answer_sample(
+            settings, question, groups or settings.params()["retrieval"]["default_groups"]
+        )
     summary = {
         "data_version": version,
         "profile": settings.profile,
-        "index": {
-            k: index[k]
-            for k in ("alias", "collection", "objects", "mode", "quarantined", "data_version")
-        }
-        | {"index_version": index["manifest"].get("index_version")},
+        "index": {k: index[k] for k in ("alias", "objects", "mode", "quarantined", "data_version")}
+        | live,
         "training": {
             k: training[k] for k in ("run_id", "steps", "final_loss", "tokens_per_second")
         },
-        "metrics": metrics,
-        "decision": decision,
+        "metrics": decision["metrics"],
+        "decision": {k: v for k, v in decision.items() if k != "table"},
+        "gate_table": decision["table"],
         "answer": answer,
     }
     create_markdown_artifact(
         key="dual-engine-summary",
         markdown=(
             f"# Dual-engine run ({settings.profile})\n\n"
-            f"- data version `{version}`\n- live index `{index['collection']}` "
-            f"({index['objects']} objects) behind alias `{index['alias']}`\n"
-            f"- challenger v{decision['challenger_version']}: "
-            + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items())
-            + f"\n- champion v{decision['champion_after']} ({decision['reason']})\n"
-            f"- sample answer: **{answer['answer']}** citing "
-            + ", ".join(f"`{c['passage_id']}`" for c in answer["citations"])
+            f"- data version `{version}`\n- live index `{live['collection']}` "
+            f"({index['objects']} objects, {index['mode']}) behind alias `{index['alias']}`\n"
+            f"- challenger v{challenger}: "
+            + ", ".join(f"{k} {v:.3f}" for k, v in decision["metrics"].items())
+            + f"\n- champion: v{decision['champion_after']} "
+            f"({'promoted' if decision['promoted'] else 'unchanged'}: {decision['reason']})\n"
+            + (
+                f"- sample answer: **{answer['answer']}** citing "
+                + ", ".join(f"`{c['passage_id']}`" for c in answer["citations"])
+                if answer
+                else "- no champion yet, so no sample answer"
+            )
         ),
         description="What this run changed",
     )

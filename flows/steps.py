@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import json
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from prefect import get_run_logger, task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from dualengine.models import base_model_path, embedding_model_path
 from dualengine.settings import Settings
 from dualengine.weaviate_client import weaviate_client
-from tasks import registry, tracking
+from tasks import registry
 from tasks.data import DatasetPaths, data_version, file_digest, read_jsonl, sample_dataset_paths
 from tasks.validation import DatasetValidationError, validate_file
 
@@ -76,176 +75,6 @@ def validate_datasets(settings: Settings, paths: DatasetPaths, corpora: dict[str
     if not ok:
         raise DatasetValidationError(reports)
     get_run_logger().info("training and evaluation sets passed validation")
-
-
-def _retrieve_contexts(settings: Settings, alias: str, questions: list[str], k: int):
-    from tasks.embedding import embed_texts
-    from tasks.retrieval import retrieve_many
-
-    params = settings.params()["retrieval"]
-    vectors = embed_texts(embedding_model_path(settings), questions, show=False)
-    with weaviate_client(settings) as client:
-        return retrieve_many(client, alias, questions, vectors, k, params["alpha"])
-
-
-@task(name="finetune-lora", **STEP)
-def finetune(
-    settings: Settings, paths: DatasetPaths, version: str, index: dict[str, Any]
-) -> dict[str, Any]:
-    """LoRA fine-tune on training questions with their retrieved passages; logged to MLflow."""
-    import mlflow
-    from tasks.training import configure_threads, encode_example, load_tokenizer, train_lora
-
-    tp = settings.training_params()
-    retrieval = settings.params()["retrieval"]
-    base = base_model_path(settings)
-    configure_threads(settings.torch_threads)
-    train_items = _sample(read_jsonl(paths.train), tp["train_examples"], tp["seed"])
-    contexts = _retrieve_contexts(
-        settings,
-        index["alias"],
-        [i["question"] for i in train_items],
-        retrieval["context_passages"],
-    )
-    tokenizer = load_tokenizer(base)
-    examples = [
-        encode_example(
-            tokenizer,
-            tp["system_prompt"],
-            item["question"],
-            [p.as_dict() for p in ctx],
-            item["answer"],
-            tp["max_length"],
-        )
-        for item, ctx in zip(train_items, contexts, strict=True)
-    ]
-    tracking.use_experiment(tracking.BEHAVIOUR_EXPERIMENT)
-    run = mlflow.start_run(run_name=f"lora-{settings.profile}-{version}")
-    with run:
-        mlflow.log_params(
-            {k: v for k, v in tp.items() if k != "system_prompt"}
-            | {"base_model": base, "profile": settings.profile}
-        )
-        mlflow.set_tags(
-            {
-                "data_version": version,
-                "index_version": index["manifest"]["index_version"],
-                "index_collection": index["collection"],
-                "base_model": base,
-            }
-        )
-        tracking.log_dataset(train_items, paths.train, "train", "training", version)
-        adapter_dir = Path(tempfile.mkdtemp(prefix="dualengine-adapter-"))
-        result = train_lora(
-            base,
-            examples,
-            tp,
-            adapter_dir,
-            on_step=lambda step, loss: mlflow.log_metric("train_loss", loss, step=step),
-        )
-        mlflow.log_metrics(
-            {
-                "train_tokens_per_second": result.tokens_per_second,
-                "train_seconds": result.seconds,
-                "train_steps": result.steps,
-                "trainable_params": result.trainable_params,
-            }
-        )
-        mlflow.log_artifacts(str(adapter_dir), artifact_path="adapter")
-    summary = {
-        "run_id": run.info.run_id,
-        "adapter_dir": str(adapter_dir),
-        "base_model": base,
-        "steps": result.steps,
-        "final_loss": result.final_loss,
-        "tokens_per_second": round(result.tokens_per_second, 1),
-        "first_loss": result.losses[0] if result.losses else None,
-    }
-    create_markdown_artifact(
-        key="lora-training",
-        markdown="## LoRA fine-tuning\n\n| field | value |\n|---|---|\n"
-        + "\n".join(f"| {k} | `{v}` |" for k, v in summary.items()),
-        description="Behaviour engine training",
-    )
-    return summary
-
-
-@task(name="evaluate-held-out", **STEP)
-def evaluate(
-    settings: Settings,
-    paths: DatasetPaths,
-    version: str,
-    index: dict[str, Any],
-    training: dict[str, Any],
-) -> dict[str, float]:
-    """Answer F1 / EM with retrieved context and retrieval recall@k on held-out articles."""
-    import mlflow
-    from tasks.evaluation import evaluate_answers
-    from tasks.generation import load_generator
-
-    tp = settings.training_params()
-    retrieval = settings.params()["retrieval"]
-    items = _sample(read_jsonl(paths.eval), tp["eval_examples"], tp["seed"])
-    k = retrieval["top_k"]
-    hits = _retrieve_contexts(settings, index["alias"], [i["question"] for i in items], k)
-    generator = load_generator(training["base_model"], training["adapter_dir"], tp["max_length"])
-    result = evaluate_answers(
-        generator,
-        tp["system_prompt"],
-        items,
-        [[p.as_dict() for p in h[: retrieval["context_passages"]]] for h in hits],
-        [[p.passage_id for p in h] for h in hits],
-        k,
-        tp["max_new_tokens"],
-    )
-    with mlflow.start_run(run_id=training["run_id"]):
-        mlflow.log_metrics(result.metrics())
-        mlflow.log_table(
-            {key: [r[key] for r in result.rows] for key in result.rows[0]}, "eval_predictions.json"
-        )
-        tracking.log_dataset(items, paths.eval, "eval", "evaluation", version)
-    create_table_artifact(
-        key="held-out-answers",
-        table=result.rows[:25],
-        description=f"Held-out answers: F1 {result.f1:.3f}, EM {result.em:.3f}, "
-        f"recall@{k} {result.recall_at_k:.3f}",
-    )
-    return result.metrics()
-
-
-@task(name="register-and-promote", **STEP)
-def register_and_promote(
-    settings: Settings,
-    version: str,
-    index: dict[str, Any],
-    training: dict[str, Any],
-    metrics: dict[str, float],
-) -> dict[str, Any]:
-    """Register the adapter, alias it `challenger`, and `champion` if it passes the gate."""
-    reg = settings.params()["registry"]
-    tags = {
-        "data_version": version,
-        "index_version": index["manifest"]["index_version"],
-        "base_model": training["base_model"],
-        "profile": settings.profile,
-    } | metrics
-    model_version = registry.register_adapter(
-        reg["model_name"],
-        training["run_id"],
-        "adapter",
-        tags,
-        description=f"LoRA adapter trained on data {version} against index {index['collection']}",
-    )
-    decision = registry.promote(
-        reg["model_name"], model_version, reg["gate_metric"], float(reg["gate_margin"])
-    )
-    create_markdown_artifact(
-        key="promotion-decision",
-        markdown=f"## Promotion decision for `{reg['model_name']}` v{model_version}\n\n"
-        + "\n".join(f"- **{k}**: {v}" for k, v in decision.as_dict().items()),
-        description="Gate decision",
-    )
-    return decision.as_dict()
 
 
 def load_champion(settings: Settings):

@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from tasks.evaluation import normalize_answer
+from tasks.prompting import clean_answer
+from tasks.raft import split_citation
 from tasks.retrieval import Passage
 
 
@@ -17,6 +19,7 @@ class Citation:
     source: str
     score: float
     supports_answer: bool
+    cited_by_model: bool = False
 
 
 @dataclass
@@ -38,15 +41,20 @@ def supports(passage_text: str, answer: str) -> bool:
     return bool(needle) and needle in normalize_answer(passage_text)
 
 
-def cite(passages: list[Passage], answer: str) -> list[Citation]:
-    """The passages given to the model, supporting ones first; at least the best-scored one."""
+def cite(passages: list[Passage], answer: str, cited: int | None = None) -> list[Citation]:
+    """The passages given to the model: the one it cited, then supporting ones, then the rest."""
     citations = [
-        Citation(p.passage_id, p.title, p.source, round(p.score, 4), supports(p.text, answer))
-        for p in passages
+        Citation(
+            p.passage_id,
+            p.title,
+            p.source,
+            round(p.score, 4),
+            supports(p.text, answer),
+            cited == number,
+        )
+        for number, p in enumerate(passages, start=1)
     ]
-    supporting = [c for c in citations if c.supports_answer]
-    others = [c for c in citations if not c.supports_answer]
-    return supporting + others
+    return sorted(citations, key=lambda c: (not c.cited_by_model, not c.supports_answer))
 
 
 def answer_question(
@@ -74,17 +82,20 @@ def answer_question(
     )
     t1 = time.perf_counter()
     context = passages[: retrieval["context_passages"]]
+    cited = None
     if not context:
         text = "I could not find this in the documents you can access."
     else:
-        text = generator.answer_batch(
-            system, [question], [[p.as_dict() for p in context]], max_new_tokens
+        reply = generator.answer_batch(
+            system, [question], [[p.as_dict() for p in context]], max_new_tokens, raw=True
         )[0]
+        text, cited = split_citation(reply)
+        text = clean_answer(text)
     t2 = time.perf_counter()
     return HybridAnswer(
         question=question,
         answer=text,
-        citations=cite(context, text),
+        citations=cite(context, text, cited if context else None),
         model_version=model_version,
         index_collection=alias_target(client, alias),
         timings_ms={

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tasks.prompting import clean_answer, fit_prompt
+from tasks.raft import split_citation
 
 
 @dataclass
@@ -22,8 +23,11 @@ class Generator:
         questions: list[str],
         contexts: list[list[dict[str, Any]]],
         max_new_tokens: int,
+        raw: bool = False,
     ) -> list[str]:
-        """Greedy answers for a batch of questions, each with its own passages."""
+        """Greedy answers for a batch of questions, each with its own passages.
+
+        raw=True keeps the reply's first line as generated (with any `[n]` citation)."""
         import torch
 
         budget = self.max_length - max_new_tokens
@@ -48,7 +52,43 @@ class Generator:
                 eos_token_id=self.tokenizer.eos_token_id,
             )
         texts = self.tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)
-        return [clean_answer(t) for t in texts]
+        if raw:
+            return [t.strip().split("\n", 1)[0].strip() for t in texts]
+        return [clean_answer(split_citation(t.strip().split("\n", 1)[0])[0]) for t in texts]
+
+    def answer_nll(
+        self,
+        system: str,
+        questions: list[str],
+        contexts: list[list[dict[str, Any]]],
+        targets: list[str],
+        batch_size: int = 8,
+    ) -> list[float]:
+        """Per-question mean NLL of the target reply given the prompt (teacher forcing)."""
+        import torch
+
+        from tasks.gate import nll_from_logits
+        from tasks.training import collate, encode_example
+
+        values: list[float] = []
+        for start in range(0, len(questions), batch_size):
+            examples = [
+                encode_example(self.tokenizer, system, q, ctx, t, self.max_length)
+                for q, ctx, t in zip(
+                    questions[start : start + batch_size],
+                    contexts[start : start + batch_size],
+                    targets[start : start + batch_size],
+                    strict=True,
+                )
+            ]
+            batch = collate(examples, self.tokenizer.pad_token_id)
+            batch = {k: v.to(self.model.device) for k, v in batch.items()}
+            with torch.inference_mode():
+                logits = self.model(
+                    input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+                ).logits
+            values.extend(nll_from_logits(logits, batch["labels"]))
+        return values
 
 
 def load_generator(base_model: str, adapter_dir: str | None, max_length: int) -> Generator:

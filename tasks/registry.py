@@ -2,43 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from typing import Any
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
-
-
-@dataclass
-class PromotionDecision:
-    """Why the champion alias moved, or why it stayed."""
-
-    model_name: str
-    challenger_version: str
-    champion_before: str | None
-    champion_after: str
-    promoted: bool
-    metric: str
-    challenger_score: float
-    champion_score: float | None
-    margin: float
-    reason: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def decide(
-    challenger_score: float, champion_score: float | None, margin: float
-) -> tuple[bool, str]:
-    """Pure gate: promote when there is no champion or the challenger beats it by the margin."""
-    if champion_score is None:
-        return True, "no champion yet"
-    if challenger_score > champion_score + margin:
-        return True, f"challenger {challenger_score:.4f} > champion {champion_score:.4f} + {margin}"
-    return False, (
-        f"challenger {challenger_score:.4f} does not beat champion {champion_score:.4f} + {margin}"
-    )
 
 
 def _client():
@@ -86,47 +53,48 @@ def version_by_alias(name: str, alias: str):
         return None
 
 
-def version_score(version, metric: str) -> float | None:
-    value = (version.tags or {}).get(metric)
-    return float(value) if value not in (None, "") else None
+HISTORY_TAG = "champion_history"
 
 
-def promote(name: str, challenger: str, metric: str, margin: float) -> PromotionDecision:
-    """Mark the new version `challenger`; move `champion` to it if the gate passes."""
+def set_alias(name: str, alias: str, version: str) -> None:
+    """Point an alias at a version; champion moves are appended to the model's history tag."""
     client = _client()
-    client.set_registered_model_alias(name, CHALLENGER, challenger)
-    candidate = client.get_model_version(name, challenger)
-    challenger_score = version_score(candidate, metric)
-    if challenger_score is None:
-        raise ValueError(f"model {name} v{challenger} has no '{metric}' tag to gate on")
-    current = version_by_alias(name, CHAMPION)
-    champion_score = version_score(current, metric) if current else None
-    promoted, reason = decide(challenger_score, champion_score, margin)
-    if promoted:
-        client.set_registered_model_alias(name, CHAMPION, challenger)
-    decision = PromotionDecision(
-        model_name=name,
-        challenger_version=challenger,
-        champion_before=str(current.version) if current else None,
-        champion_after=challenger if promoted else str(current.version),
-        promoted=promoted,
-        metric=metric,
-        challenger_score=challenger_score,
-        champion_score=champion_score,
-        margin=margin,
-        reason=reason,
-    )
-    client.set_model_version_tag(name, challenger, "gate_decision", reason)
-    return decision
+    client.set_registered_model_alias(name, alias, version)
+    if alias == CHAMPION:
+        history = champion_history(name)
+        if not history or history[-1] != str(version):
+            history.append(str(version))
+        client.set_registered_model_tag(name, HISTORY_TAG, ",".join(history))
 
 
-def download_version(name: str, alias: str, target_root) -> tuple[Any, str]:
-    """The version behind an alias and a local copy of its adapter (cached by version)."""
+def champion_history(name: str) -> list[str]:
+    tags = _client().get_registered_model(name).tags or {}
+    return [v for v in tags.get(HISTORY_TAG, "").split(",") if v]
+
+
+def rollback_champion(name: str) -> tuple[str, str]:
+    """Move `champion` back to the version that held it before; returns (from, to)."""
+    history = champion_history(name)
+    if len(history) < 2:
+        raise LookupError(f"model '{name}' has no earlier champion to roll back to")
+    current, previous = history[-1], history[-2]
+    client = _client()
+    client.set_registered_model_alias(name, CHAMPION, previous)
+    client.set_registered_model_tag(name, HISTORY_TAG, ",".join(history[:-1]))
+    client.set_model_version_tag(name, current, "rolled_back_from_champion", "true")
+    return current, previous
+
+
+def download_version(name: str, ref: str, target_root) -> tuple[Any, str]:
+    """The version behind an alias (or a version number) and a local copy of its adapter."""
     import mlflow
 
-    version = version_by_alias(name, alias)
+    if str(ref).isdigit():
+        version = _client().get_model_version(name, str(ref))
+    else:
+        version = version_by_alias(name, ref)
     if version is None:
-        raise LookupError(f"model '{name}' has no '{alias}' version yet: run `dualengine run`")
+        raise LookupError(f"model '{name}' has no '{ref}' version yet: run `dualengine run`")
     target = target_root / name / str(version.version)
     if not (target / "adapter_config.json").exists():
         target.mkdir(parents=True, exist_ok=True)

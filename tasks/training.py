@@ -32,9 +32,12 @@ class TrainingResult:
     steps: int
     final_loss: float
     losses: list[float] = field(default_factory=list)
+    eval_losses: list[tuple[int, float]] = field(default_factory=list)
     tokens: int = 0
     seconds: float = 0.0
     trainable_params: int = 0
+    resumed_from: int = 0
+    stopped_early: bool = False
 
     @property
     def tokens_per_second(self) -> float:
@@ -113,14 +116,75 @@ def load_tokenizer(base_model: str):
     return tokenizer
 
 
+def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
+    """The example order of one epoch: a fixed permutation per (seed, epoch), so a resumed
+    run sees exactly the batches the interrupted one would have seen."""
+    order = list(range(n))
+    random.Random(seed * 100_003 + epoch).shuffle(order)
+    return order
+
+
+def _save_checkpoint(accelerator, folder: Path, meta: dict[str, Any]) -> None:
+    import json
+
+    staging = folder.with_name(folder.name + ".partial")
+    accelerator.save_state(str(staging))
+    if accelerator.is_main_process:
+        (staging / "progress.json").write_text(json.dumps(meta))
+        if folder.exists():
+            import shutil
+
+            shutil.rmtree(folder)
+        staging.rename(folder)
+    accelerator.wait_for_everyone()
+
+
+def latest_checkpoint(checkpoint_dir: Path | None) -> tuple[Path | None, dict[str, Any]]:
+    import json
+
+    if checkpoint_dir is None:
+        return None, {}
+    folder = checkpoint_dir / "latest"
+    if not (folder / "progress.json").exists():
+        return None, {}
+    return folder, json.loads((folder / "progress.json").read_text())
+
+
+def mean_eval_loss(model, examples: list[TrainingExample], pad_id: int, batch_size: int) -> float:
+    """Mean answer-token loss on held-out examples."""
+    import torch
+
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for start in range(0, len(examples), batch_size):
+            batch = collate(examples[start : start + batch_size], pad_id)
+            batch = {k: v.to(model.device) for k, v in batch.items()}
+            tokens = int(batch["labels"].ne(IGNORE_INDEX).sum())
+            total += float(model(**batch).loss) * tokens
+            count += tokens
+    model.train()
+    return total / max(count, 1)
+
+
 def train_lora(
     base_model: str,
     examples: list[TrainingExample],
     params: dict[str, Any],
     output_dir: Path,
     on_step: Callable[[int, float], None] | None = None,
+    eval_examples: list[TrainingExample] | None = None,
+    on_eval: Callable[[int, float], None] | None = None,
+    checkpoint_dir: Path | None = None,
+    resume: bool = False,
 ) -> TrainingResult:
-    """Fine-tune a LoRA adapter and save only the adapter to output_dir."""
+    """Fine-tune a LoRA adapter through Accelerate and save only the adapter to output_dir.
+
+    Gradient accumulation, a warm-up + linear-decay schedule, evaluation every `eval_every`
+    steps with early stopping after `patience` evaluations without improvement, and a full
+    checkpoint (adapter, optimizer, scheduler, RNG, position) every `checkpoint_every` steps;
+    `resume=True` continues from the latest checkpoint to the same final step.
+    """
     import torch
     from accelerate import Accelerator
     from peft import get_peft_model
@@ -146,43 +210,85 @@ def train_lora(
     scheduler = get_linear_schedule_with_warmup(
         optimizer, num_warmup_steps=max(1, max_steps // 10), num_training_steps=max(1, max_steps)
     )
-    generator = torch.Generator().manual_seed(params["seed"])
-    loader = DataLoader(
-        examples,
-        batch_size=params["batch_size"],
-        shuffle=True,
-        generator=generator,
-        collate_fn=lambda batch: collate(batch, tokenizer.pad_token_id),
-    )
-    model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
-    model.train()
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     result = TrainingResult(
         adapter_dir=str(output_dir), steps=0, final_loss=float("nan"), trainable_params=trainable
     )
+    epoch, skip, best, stale = 0, 0, float("inf"), 0
+    folder, meta = latest_checkpoint(checkpoint_dir) if resume else (None, {})
+    if folder is not None:
+        accelerator.load_state(str(folder))
+        result.steps = result.resumed_from = int(meta["step"])
+        epoch, skip = int(meta["epoch"]), int(meta["batches_in_epoch"])
+        result.losses = list(meta.get("losses", []))
+        best, stale = float(meta.get("best", best)), int(meta.get("stale", 0))
+    every = int(params.get("checkpoint_every") or 0)
+    eval_every = int(params.get("eval_every") or 0)
+    patience = int(params.get("patience") or 0)
+    pad = tokenizer.pad_token_id
     started = time.perf_counter()
+    model.train()
     with progress("LoRA fine-tuning", max_steps, key="lora-training") as bar:
-        while result.steps < max_steps:
-            for batch in loader:
+        bar.advance(result.steps)
+        while result.steps < max_steps and not result.stopped_early:
+            ordered = [examples[i] for i in epoch_order(len(examples), params["seed"], epoch)]
+            loader = accelerator.prepare_data_loader(
+                DataLoader(
+                    ordered,
+                    batch_size=params["batch_size"],
+                    shuffle=False,
+                    collate_fn=lambda batch: collate(batch, pad),
+                )
+            )
+            active = accelerator.skip_first_batches(loader, skip) if skip else loader
+            consumed = skip
+            for batch in active:
+                consumed += 1
                 with accelerator.accumulate(model):
                     loss = model(**batch).loss
                     accelerator.backward(loss)
                     optimizer.step()
                     scheduler.step()
                     optimizer.zero_grad()
-                result.tokens += int(batch["attention_mask"].sum())
-                if accelerator.sync_gradients:
-                    result.steps += 1
-                    value = float(loss.detach())
-                    result.losses.append(value)
-                    if on_step:
-                        on_step(result.steps, value)
-                    bar.advance()
-                if result.steps >= max_steps:
+                result.tokens += int(batch["attention_mask"].sum()) * accelerator.num_processes
+                if not accelerator.sync_gradients:
+                    continue
+                result.steps += 1
+                value = float(accelerator.reduce(loss.detach(), reduction="mean"))
+                result.losses.append(value)
+                if on_step and accelerator.is_main_process:
+                    on_step(result.steps, value)
+                bar.advance()
+                if eval_every and eval_examples and result.steps % eval_every == 0:
+                    current = mean_eval_loss(model, eval_examples, pad, params["batch_size"])
+                    result.eval_losses.append((result.steps, current))
+                    if on_eval and accelerator.is_main_process:
+                        on_eval(result.steps, current)
+                    best, stale = (current, 0) if current < best else (best, stale + 1)
+                    if patience and stale >= patience:
+                        result.stopped_early = True
+                if every and checkpoint_dir and result.steps % every == 0:
+                    _save_checkpoint(
+                        accelerator,
+                        checkpoint_dir / "latest",
+                        {
+                            "step": result.steps,
+                            "epoch": epoch,
+                            "batches_in_epoch": consumed,
+                            "losses": result.losses,
+                            "best": best,
+                            "stale": stale,
+                        },
+                    )
+                if result.steps >= max_steps or result.stopped_early:
                     break
+            epoch, skip = epoch + 1, 0
     result.seconds = time.perf_counter() - started
     result.final_loss = result.losses[-1] if result.losses else float("nan")
     accelerator.wait_for_everyone()
-    output_dir.mkdir(parents=True, exist_ok=True)
-    accelerator.unwrap_model(model).save_pretrained(output_dir)
-    tokenizer.save_pretrained(output_dir)
+    if accelerator.is_main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        accelerator.unwrap_model(model).save_pretrained(output_dir)
+        tokenizer.save_pretrained(output_dir)
+    accelerator.wait_for_everyone()
     return result

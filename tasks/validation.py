@@ -199,3 +199,84 @@ def validate_file(
             failures=[RuleFailure("non-empty dataset", "*", 1, [])],
         )
     return validate_records(dataset, path, records, rules, known_ids)
+
+
+def _example_frame(examples: list[dict[str, Any]], count_tokens) -> pd.DataFrame:
+    from tasks.pii import find_pii
+
+    rows = []
+    for e in examples:
+        text = "\n".join(
+            [e.get("question") or "", e.get("target") or ""]
+            + [p.get("text", "") for p in e.get("passages") or []]
+        )
+        pii = find_pii(text)
+        rows.append(
+            {
+                "id": e.get("id"),
+                "question": e.get("question"),
+                "target": e.get("target"),
+                "min_tokens": count_tokens(e),
+                "pii_count": sum(len(v) for v in pii.values()),
+                "pii_kinds": ",".join(sorted(pii)),
+            }
+        )
+    return pd.DataFrame.from_records(rows)
+
+
+def validate_training_examples(
+    dataset: str,
+    path: Path,
+    examples: list[dict[str, Any]],
+    count_tokens,
+    max_length: int,
+    sample_size: int = 5,
+) -> ValidationReport:
+    """GX suite for built training data: non-empty, fits the model's context, no PII.
+
+    count_tokens(example) gives the tokens of the question and target without passages (the
+    part that can never be cut). A failure names the records and, for PII, the kinds found."""
+    import great_expectations as gx
+
+    if not examples:
+        return ValidationReport(
+            dataset, str(path), 0, 1, [RuleFailure("non-empty dataset", "*", 1, [])]
+        )
+    frame = _example_frame(examples, count_tokens)
+    e = gx.expectations
+    suite = gx.ExpectationSuite(
+        name=f"{dataset}_examples",
+        expectations=[
+            e.ExpectColumnValuesToNotBeNull(column="id"),
+            e.ExpectColumnValuesToBeUnique(column="id"),
+            e.ExpectColumnValueLengthsToBeBetween(column="question", min_value=1),
+            e.ExpectColumnValueLengthsToBeBetween(column="target", min_value=1),
+            e.ExpectColumnValuesToBeBetween(column="min_tokens", min_value=1, max_value=max_length),
+            e.ExpectColumnValuesToBeBetween(column="pii_count", min_value=0, max_value=0),
+        ],
+    )
+    context = gx.get_context(mode="ephemeral")
+    batch = (
+        context.data_sources.add_pandas(name=f"{dataset}_examples")
+        .add_dataframe_asset(name=dataset)
+        .add_batch_definition_whole_dataframe("all")
+        .get_batch(batch_parameters={"dataframe": frame})
+    )
+    result = batch.validate(suite, result_format={"result_format": "COMPLETE"})
+    report = ValidationReport(dataset=dataset, path=str(path), rows=len(frame), evaluated=0)
+    for outcome in result.results:
+        report.evaluated += 1
+        if outcome.success:
+            continue
+        config = outcome.expectation_config
+        column = str(config.kwargs.get("column", ""))
+        indices = list(outcome.result.get("unexpected_index_list") or [])
+        sample = []
+        for i in indices[:sample_size]:
+            row = {"line": int(i) + 1, "id": frame.at[i, "id"]}
+            if column == "pii_count":
+                row["pii"] = frame.at[i, "pii_kinds"]
+            sample.append(row)
+        rule = "no PII" if column == "pii_count" else config.type
+        report.failures.append(RuleFailure(rule, column, len(indices), sample))
+    return report

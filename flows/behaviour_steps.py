@@ -1,0 +1,437 @@
+"""Prefect tasks of the behaviour engine: RAFT data, its gate, training, registration, promotion."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+from dualengine.models import base_model_path, embedding_model_path
+from dualengine.settings import Settings
+from dualengine.weaviate_client import weaviate_client
+from tasks import registry, tracking
+from tasks.data import DatasetPaths, files_version, read_jsonl, write_jsonl
+from tasks.validation import DatasetValidationError, validate_training_examples
+
+STEP = {"cache_policy": NO_CACHE, "persist_result": False}
+
+
+def _search(settings: Settings, questions: list[str], k: int, groups: list[str] | None):
+    from tasks.embedding import embed_texts
+    from tasks.retrieval import retrieve_many
+
+    params = settings.params()
+    vectors = embed_texts(embedding_model_path(settings), questions, show=False)
+    with weaviate_client(settings) as client:
+        return retrieve_many(
+            client,
+            params["index"]["alias"],
+            questions,
+            vectors,
+            k,
+            params["retrieval"]["alpha"],
+            groups,
+        )
+
+
+def gate_items(settings: Settings, paths: DatasetPaths, limit: int) -> list[dict[str, Any]]:
+    """Held-out questions with retrieved, oracle-only and oracle-less contexts."""
+    import random
+
+    params = settings.params()
+    raft = params["training"]["raft"]
+    corpus = {str(d["id"]): d for d in read_jsonl(paths.corpus)}
+    items = read_jsonl(paths.eval)
+    items = random.Random(params["training"]["seed"]).sample(items, min(limit, len(items)))
+    k = params["retrieval"]["top_k"]
+    n = params["retrieval"]["context_passages"]
+    hits = _search(settings, [i["question"] for i in items], k + n, raft["distractor_groups"])
+    out = []
+    for item, found in zip(items, hits, strict=True):
+        oracle_id = item["relevant_ids"][0]
+        oracle = corpus[oracle_id]
+        passages = [p.as_dict() for p in found]
+        out.append(
+            item
+            | {
+                "oracle_id": oracle_id,
+                "retrieved_ids": [p["passage_id"] for p in passages[:k]],
+                "retrieved": passages[:n],
+                "oracle": [
+                    {"passage_id": oracle_id, "title": oracle["title"], "text": oracle["text"]}
+                ],
+                "missing": [p for p in passages if p["passage_id"].split("#")[0] != oracle_id][:n],
+            }
+        )
+    return out
+
+
+@task(name="build-raft-data", **STEP)
+def build_raft_data(settings: Settings, paths: DatasetPaths) -> dict[str, str]:
+    """RAFT examples for training questions (+ a held-out slice for eval loss), from the live
+    index; written to data/prepared/raft/ (the DVC `raft` stage's outputs)."""
+    from tasks.raft import build_raft_examples
+    from tasks.retrieval import Passage
+
+    params = settings.params()
+    tp = settings.training_params()
+    raft = params["training"]["raft"]
+    corpus = {str(d["id"]): d for d in read_jsonl(paths.corpus)}
+    import random
+
+    rows = read_jsonl(paths.train)
+    rng = random.Random(tp["seed"])
+    rows = rng.sample(rows, min(len(rows), tp["train_examples"] + raft["eval_held_out"]))
+    k = raft["distractors"] + 2
+    hits = _search(settings, [r["question"] for r in rows], k, raft["distractor_groups"])
+    lookup = {r["question"]: [p.as_dict() for p in h] for r, h in zip(rows, hits, strict=True)}
+    examples = build_raft_examples(
+        rows,
+        corpus,
+        lambda q: lookup[q],
+        raft["distractors"],
+        raft["oracle_missing_fraction"],
+        tp["seed"],
+    )
+    del Passage
+    held = raft["eval_held_out"] if len(examples) > raft["eval_held_out"] * 2 else 0
+    out = settings.data_dir / "prepared" / "raft"
+    train_path, eval_path = out / "train.jsonl", out / "eval.jsonl"
+    write_jsonl(train_path, examples[held:])
+    write_jsonl(eval_path, examples[:held])
+    version = files_version({"train": train_path, "eval": eval_path})
+    refusals = sum(1 for e in examples if not e["oracle_included"])
+    create_markdown_artifact(
+        key="raft-data",
+        markdown=f"## RAFT training data `{version}`\n\n{len(examples) - held} training and "
+        f"{held} held-out examples; {raft['distractors']} distractors each from the live index; "
+        f"oracle left out in {refusals} (target: refusal).\n\nExample:\n```json\n"
+        + json.dumps(examples[-1], indent=2, ensure_ascii=False)[:2500]
+        + "\n```",
+        description="Behaviour-engine training data",
+    )
+    return {"train": str(train_path), "eval": str(eval_path), "version": version}
+
+
+@task(name="validate-training-data", **STEP)
+def validate_training_data(settings: Settings, raft: dict[str, str]) -> None:
+    """GX gate on the built examples: non-empty, within the context window, no PII."""
+    from tasks.prompting import prompt_ids
+    from tasks.training import load_tokenizer
+
+    tp = settings.training_params()
+    tokenizer = load_tokenizer(base_model_path(settings))
+
+    def count(example: dict[str, Any]) -> int:
+        messages = [
+            {"role": "system", "content": tp["system_prompt"]},
+            {"role": "user", "content": f"Question: {example['question']}"},
+        ]
+        target = tokenizer(example["target"], add_special_tokens=False)["input_ids"]
+        return len(prompt_ids(tokenizer, messages)) + len(target)
+
+    reports = [
+        validate_training_examples(
+            name, Path(raft[name]), read_jsonl(Path(raft[name])), count, tp["max_length"]
+        )
+        for name in ("train", "eval")
+        if read_jsonl(Path(raft[name])) or name == "train"
+    ]
+    ok = all(r.success for r in reports)
+    create_markdown_artifact(
+        key="training-data-validation",
+        markdown=f"## Training data: {'passed' if ok else 'BLOCKED'}\n\n"
+        + "\n\n".join(r.markdown() for r in reports),
+        description="Great Expectations on the RAFT examples (length, PII)",
+    )
+    if not ok:
+        raise DatasetValidationError(reports)
+
+
+def checkpoint_folder(settings: Settings, raft_version: str) -> Path:
+    key = json.dumps(
+        {
+            "data": raft_version,
+            "params": settings.training_params(),
+            "base": base_model_path(settings),
+        },
+        sort_keys=True,
+        default=str,
+    )
+    return settings.state / "checkpoints" / hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
+def launch_training(
+    spec: dict[str, Any], accelerate_config: str | None, num_processes: int
+) -> dict[str, Any]:
+    """In this process, or through `accelerate launch` for several processes or a config."""
+    if not accelerate_config and num_processes <= 1:
+        from flows.train_worker import run_training
+
+        return run_training(spec)
+    spec_path = Path(spec["output_dir"]).parent / "spec.json"
+    spec["result_path"] = str(spec_path.with_name("result.json"))
+    spec_path.write_text(json.dumps(spec))
+    command = [sys.executable, "-m", "accelerate.commands.launch"]
+    if accelerate_config:
+        command += ["--config_file", accelerate_config]
+    else:
+        command += ["--num_processes", str(num_processes), "--num_machines", "1"]
+        if not _cuda():
+            command += ["--cpu"]
+    command += ["-m", "flows.train_worker", str(spec_path)]
+    subprocess.run(command, check=True, env=dict(os.environ))
+    return json.loads(Path(spec["result_path"]).read_text())
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+@task(name="train-adapter", **STEP)
+def train_adapter(
+    settings: Settings,
+    raft: dict[str, str],
+    index: dict[str, Any],
+    data_version: str,
+    resume: bool = False,
+    accelerate_config: str | None = None,
+    num_processes: int = 1,
+) -> dict[str, Any]:
+    """LoRA fine-tuning through Accelerate, tracked in the behaviour experiment; only the adapter
+    is stored, the base model is referenced."""
+    import mlflow
+
+    tp = settings.training_params()
+    base = base_model_path(settings)
+    checkpoints = checkpoint_folder(settings, raft["version"])
+    run_file = checkpoints / "mlflow_run_id"
+    tracking.use_experiment(tracking.BEHAVIOUR_EXPERIMENT)
+    run_id = run_file.read_text().strip() if resume and run_file.exists() else None
+    with mlflow.start_run(
+        run_id=run_id, run_name=None if run_id else f"lora-{settings.profile}-{raft['version']}"
+    ) as run:
+        if run_id is None:
+            mlflow.log_params(
+                {k: v for k, v in tp.items() if k != "system_prompt"}
+                | {
+                    "base_model": base,
+                    "profile": settings.profile,
+                    "num_processes": num_processes,
+                    "accelerate_config": accelerate_config or "in-process",
+                }
+            )
+            mlflow.set_tags(
+                {
+                    "data_version": data_version,
+                    "raft_version": raft["version"],
+                    "index_version": index.get("index_version", ""),
+                    "index_collection": index.get("collection", ""),
+                    "base_model": base,
+                }
+            )
+            tracking.log_dataset(
+                read_jsonl(Path(raft["train"])),
+                Path(raft["train"]),
+                "raft-train",
+                "training",
+                raft["version"],
+            )
+            checkpoints.mkdir(parents=True, exist_ok=True)
+            run_file.write_text(run.info.run_id)
+        adapter_dir = Path(tempfile.mkdtemp(prefix="dualengine-adapter-")) / "adapter"
+        spec = {
+            "base_model": base,
+            "train_path": raft["train"],
+            "eval_path": raft["eval"] if read_jsonl(Path(raft["eval"])) else None,
+            "params": tp,
+            "system_prompt": tp["system_prompt"],
+            "output_dir": str(adapter_dir),
+            "checkpoint_dir": str(checkpoints),
+            "resume": resume,
+            "mlflow_run_id": run.info.run_id,
+            "torch_threads": settings.torch_threads,
+        }
+        result = launch_training(spec, accelerate_config, num_processes)
+        mlflow.log_metrics(
+            {
+                "train_tokens_per_second": result["tokens_per_second"],
+                "train_seconds": result["seconds"],
+                "train_steps": result["steps"],
+                "trainable_params": result["trainable_params"],
+                "stopped_early": float(result["stopped_early"]),
+            }
+        )
+        mlflow.log_artifacts(str(adapter_dir), artifact_path="adapter")
+    summary = {
+        "run_id": run.info.run_id,
+        "adapter_dir": str(adapter_dir),
+        "base_model": base,
+        "steps": result["steps"],
+        "final_loss": result["final_loss"],
+        "first_loss": result["losses"][0] if result["losses"] else None,
+        "resumed_from": result["resumed_from"],
+        "stopped_early": result["stopped_early"],
+        "tokens_per_second": round(result["tokens_per_second"], 1),
+        "raft_version": raft["version"],
+    }
+    create_markdown_artifact(
+        key="lora-training",
+        markdown="## LoRA fine-tuning\n\n| field | value |\n|---|---|\n"
+        + "\n".join(f"| {k} | `{v}` |" for k, v in summary.items()),
+        description="Behaviour engine training",
+    )
+    return summary
+
+
+@task(name="register-challenger", **STEP)
+def register_challenger(
+    settings: Settings, training: dict[str, Any], index: dict[str, Any], data_version: str
+) -> str:
+    """A new generator version (tagged with data, index and base) behind alias `challenger`."""
+    name = settings.params()["registry"]["model_name"]
+    tags = {
+        "data_version": data_version,
+        "raft_version": training["raft_version"],
+        "index_version": index.get("index_version", ""),
+        "base_model": training["base_model"],
+        "profile": settings.profile,
+    }
+    version = registry.register_adapter(
+        name,
+        training["run_id"],
+        "adapter",
+        tags,
+        description=f"LoRA adapter, data {data_version}, index {index.get('collection')}",
+    )
+    registry.set_alias(name, registry.CHALLENGER, version)
+    return version
+
+
+def _generator(base: str, adapter: str | None, max_length: int):
+    from tasks.generation import load_generator
+
+    return load_generator(base, adapter, max_length)
+
+
+@task(name="promotion-gate", **STEP)
+def promotion_gate(settings: Settings, paths: DatasetPaths, challenger: str) -> dict[str, Any]:
+    """Challenger vs champion vs base on held-out questions; champion moves only on evidence."""
+    import mlflow
+    from tasks.gate import decide_promotion, score_model
+    from tasks.retrieval import recall_at_k
+
+    params = settings.params()
+    tp = settings.training_params()
+    reg = params["registry"]
+    name = reg["model_name"]
+    items = gate_items(settings, paths, tp["eval_examples"])
+    contexts = {k: [i[k] for i in items] for k in ("retrieved", "oracle", "missing")}
+    cache = settings.cache_dir / "adapters"
+    chall_version, chall_adapter = registry.download_version(name, challenger, cache)
+    base = (chall_version.tags or {}).get("base_model") or base_model_path(settings)
+
+    def score(label: str, version: str | None, adapter: str | None):
+        generator = _generator(base, adapter, tp["max_length"])
+        return score_model(
+            label,
+            version,
+            generator,
+            tp["system_prompt"],
+            items,
+            contexts["retrieved"],
+            contexts["oracle"],
+            contexts["missing"],
+            tp["max_new_tokens"],
+        )
+
+    scores = {
+        "challenger": score("challenger", challenger, chall_adapter),
+        "base": score("base", None, None),
+    }
+    current = registry.version_by_alias(name, registry.CHAMPION)
+    if current is not None and str(current.version) != challenger:
+        _, champ_adapter = registry.download_version(name, str(current.version), cache)
+        scores["champion"] = score("champion", str(current.version), champ_adapter)
+    rivals = [s for k, s in scores.items() if k != "challenger"]
+    decision = decide_promotion(
+        scores["challenger"],
+        rivals,
+        tp["gate_metric"],
+        float(reg["gate_margin"]),
+        float(reg["guardrail_tolerance"]),
+        tp["seed"],
+        int(reg["bootstrap_samples"]),
+    )
+    k = params["retrieval"]["top_k"]
+    recall = recall_at_k([i["retrieved_ids"] for i in items], [i["relevant_ids"] for i in items], k)
+    chall = scores["challenger"]
+    metrics = {
+        "eval_f1": chall.mean("f1_retrieved"),
+        "eval_em": chall.mean("em_retrieved"),
+        "eval_f1_oracle": chall.mean("f1_oracle"),
+        "eval_nll": chall.mean("nll"),
+        "eval_format_ok": chall.mean("format_ok"),
+        "eval_refusal_when_missing": chall.mean("refusal_when_missing"),
+        f"retrieval_recall_at_{k}": recall,
+    }
+    before = str(current.version) if current else None
+    if decision.promote:
+        registry.set_alias(name, registry.CHAMPION, challenger)
+    client = mlflow.MlflowClient()
+    for key, value in metrics.items():
+        client.set_model_version_tag(name, challenger, key, f"{value:.6f}")
+    client.set_model_version_tag(
+        name,
+        challenger,
+        "gate_decision",
+        ("promoted: " if decision.promote else "refused: ") + decision.reason[:4000],
+    )
+    with mlflow.start_run(run_id=chall_version.run_id):
+        mlflow.log_metrics(metrics)
+        mlflow.log_dict(decision.as_dict(), "gate_decision.json")
+        tracking.log_dataset(
+            [{k: v for k, v in i.items() if k in ("id", "question", "answer")} for i in items],
+            paths.eval,
+            "eval",
+            "evaluation",
+            files_version({"eval": paths.eval}),
+        )
+    create_table_artifact(
+        key="gate-scores",
+        table=decision.table,
+        description="Held-out scores, mean [95% bootstrap CI]",
+    )
+    create_markdown_artifact(
+        key="promotion-decision",
+        markdown=f"## Promotion gate for `{name}` v{challenger}: "
+        f"{'PROMOTED' if decision.promote else 'refused'}\n\n"
+        f"Metric `{decision.metric}`, margin {decision.margin}.\n\n- "
+        + decision.reason.replace("; ", "\n- ")
+        + "\n\nGuardrails:\n```json\n"
+        + json.dumps(decision.guardrails, indent=2)
+        + "\n```",
+        description="Gate decision with its evidence",
+    )
+    get_run_logger().info("gate: %s", decision.reason)
+    return {
+        "model_name": name,
+        "challenger_version": challenger,
+        "champion_before": before,
+        "champion_after": challenger if decision.promote else before,
+        "promoted": decision.promote,
+        "reason": decision.reason,
+        "metrics": metrics,
+        "table": decision.table,
+    }

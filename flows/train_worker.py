@@ -1,0 +1,71 @@
+"""Training entry point shared by the flow (in-process) and `accelerate launch` (any number of
+processes): `accelerate launch [--config_file infra/accelerate/X.yaml] -m flows.train_worker
+SPEC.json`. The spec names the base model, the RAFT example files, the parameters, the output
+and checkpoint folders and (optionally) the MLflow run to log per-step metrics into."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+
+def run_training(spec: dict[str, Any]) -> dict[str, Any]:
+    from tasks.data import read_jsonl
+    from tasks.training import configure_threads, encode_example, load_tokenizer, train_lora
+
+    configure_threads(spec.get("torch_threads"))
+    params = spec["params"]
+    tokenizer = load_tokenizer(spec["base_model"])
+
+    def encode(path: str | None):
+        if not path:
+            return None
+        return [
+            encode_example(
+                tokenizer,
+                spec["system_prompt"],
+                e["question"],
+                e["passages"],
+                e["target"],
+                params["max_length"],
+            )
+            for e in read_jsonl(Path(path))
+        ]
+
+    run_id = spec.get("mlflow_run_id")
+    client = None
+    if run_id:
+        from mlflow import MlflowClient
+
+        client = MlflowClient()
+
+    def log(name: str):
+        if client is None:
+            return None
+        return lambda step, value: client.log_metric(run_id, name, value, step=step)
+
+    result = train_lora(
+        spec["base_model"],
+        encode(spec["train_path"]),
+        params,
+        Path(spec["output_dir"]),
+        on_step=log("train_loss"),
+        eval_examples=encode(spec.get("eval_path")),
+        on_eval=log("eval_loss"),
+        checkpoint_dir=Path(spec["checkpoint_dir"]) if spec.get("checkpoint_dir") else None,
+        resume=bool(spec.get("resume")),
+    )
+    summary = asdict(result) | {"tokens_per_second": result.tokens_per_second}
+    if spec.get("result_path"):
+        from accelerate import PartialState
+
+        if PartialState().is_main_process:
+            Path(spec["result_path"]).write_text(json.dumps(summary))
+    return summary
+
+
+if __name__ == "__main__":
+    run_training(json.loads(Path(sys.argv[1]).read_text()))

@@ -1,0 +1,205 @@
+"""The promotion gate: base vs champion vs challenger on held-out questions, with bootstrap CIs.
+
+Each model answers every held-out question twice, with the retrieved passages and with the
+oracle passage; it is scored by token-F1 and exact match, by the NLL of the gold answer given
+the oracle passage, and on two guardrails: answer format (one short line) and refusal when the
+context lacks the answer (passages with the oracle removed).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from dualengine.progress import progress
+from tasks.evaluation import exact_match, token_f1
+from tasks.raft import is_refusal, split_citation
+
+HIGHER_IS_BETTER = {
+    "f1_retrieved": True,
+    "em_retrieved": True,
+    "f1_oracle": True,
+    "em_oracle": True,
+    "nll": False,
+}
+GUARDRAILS = ("format_ok", "refusal_when_missing")
+
+
+@dataclass
+class ModelScores:
+    """Per-question scores of one model (lists, so they can be bootstrapped)."""
+
+    name: str
+    version: str | None
+    per_question: dict[str, list[float]] = field(default_factory=dict)
+
+    def mean(self, metric: str) -> float:
+        values = self.per_question[metric]
+        return sum(values) / len(values) if values else 0.0
+
+    def summary(self, seed: int, n_boot: int) -> dict[str, dict[str, float]]:
+        return {m: bootstrap_ci(v, seed, n_boot) for m, v in self.per_question.items()}
+
+
+def bootstrap_ci(
+    values: list[float], seed: int, n_boot: int = 1000, level: float = 0.95
+) -> dict[str, float]:
+    """Mean and percentile bootstrap interval."""
+    if not values:
+        return {"mean": 0.0, "low": 0.0, "high": 0.0}
+    rng = random.Random(seed)
+    n = len(values)
+    means = sorted(sum(values[rng.randrange(n)] for _ in range(n)) / n for _ in range(n_boot))
+    tail = (1 - level) / 2
+    return {
+        "mean": sum(values) / n,
+        "low": means[int(tail * n_boot)],
+        "high": means[min(n_boot - 1, int((1 - tail) * n_boot))],
+    }
+
+
+def paired_difference(
+    a: list[float], b: list[float], seed: int, n_boot: int = 1000, level: float = 0.95
+) -> dict[str, float]:
+    """Bootstrap interval of mean(a - b) over the same questions."""
+    return bootstrap_ci([x - y for x, y in zip(a, b, strict=True)], seed, n_boot, level)
+
+
+def format_ok(text: str, max_words: int = 30) -> bool:
+    return bool(text.strip()) and "\n" not in text.strip() and len(text.split()) <= max_words
+
+
+def score_model(
+    name: str,
+    version: str | None,
+    generator,
+    system: str,
+    items: list[dict[str, Any]],
+    retrieved: list[list[dict[str, Any]]],
+    oracle: list[list[dict[str, Any]]],
+    missing: list[list[dict[str, Any]]],
+    max_new_tokens: int,
+    batch_size: int = 8,
+) -> ModelScores:
+    """Answer with retrieved, oracle and oracle-less context; score every question."""
+    from tasks.raft import grounded_target
+
+    scores = ModelScores(name, version, {k: [] for k in (*HIGHER_IS_BETTER, *GUARDRAILS)})
+    questions = [i["question"] for i in items]
+    with progress(f"gate: scoring {name}", 3 * len(items), key=f"gate-{name}") as bar:
+        answers: dict[str, list[str]] = {}
+        for label, contexts in (("retrieved", retrieved), ("oracle", oracle), ("missing", missing)):
+            answers[label] = []
+            for start in range(0, len(items), batch_size):
+                answers[label] += generator.answer_batch(
+                    system,
+                    questions[start : start + batch_size],
+                    contexts[start : start + batch_size],
+                    max_new_tokens,
+                    raw=True,
+                )
+                bar.advance(len(questions[start : start + batch_size]))
+    for i, item in enumerate(items):
+        for label in ("retrieved", "oracle"):
+            text, _ = split_citation(answers[label][i])
+            scores.per_question[f"f1_{label}"].append(token_f1(text, item["answer"]))
+            scores.per_question[f"em_{label}"].append(exact_match(text, item["answer"]))
+        scores.per_question["format_ok"].append(float(format_ok(answers["retrieved"][i])))
+        scores.per_question["refusal_when_missing"].append(float(is_refusal(answers["missing"][i])))
+    targets = [
+        grounded_target(
+            item["answer"],
+            1 + [p["passage_id"] for p in ctx].index(item["oracle_id"])
+            if item["oracle_id"] in [p["passage_id"] for p in ctx]
+            else 1,
+        )
+        for item, ctx in zip(items, oracle, strict=True)
+    ]
+    scores.per_question["nll"] = generator.answer_nll(system, questions, oracle, targets)
+    return scores
+
+
+@dataclass
+class GateDecision:
+    promote: bool
+    reason: str
+    metric: str
+    margin: float
+    comparisons: dict[str, dict[str, float]]
+    guardrails: dict[str, dict[str, float]]
+    table: list[dict[str, Any]]
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def decide_promotion(
+    challenger: ModelScores,
+    rivals: list[ModelScores],
+    metric: str,
+    margin: float,
+    guardrail_tolerance: float,
+    seed: int,
+    n_boot: int = 1000,
+) -> GateDecision:
+    """Promote only if the challenger beats every rival by `margin` on `metric` (its paired
+    bootstrap interval's lower bound above the margin) and no guardrail drops by more than the
+    tolerance against any rival."""
+    sign = 1.0 if HIGHER_IS_BETTER[metric] else -1.0
+    comparisons, guardrails, reasons = {}, {}, []
+    promote = True
+    for rival in rivals:
+        diff = paired_difference(
+            [sign * v for v in challenger.per_question[metric]],
+            [sign * v for v in rival.per_question[metric]],
+            seed,
+            n_boot,
+        )
+        comparisons[rival.name] = diff
+        if diff["low"] <= margin:
+            promote = False
+            reasons.append(
+                f"vs {rival.name}: {metric} gain {diff['mean']:+.4f} "
+                f"(95% CI {diff['low']:+.4f}…{diff['high']:+.4f}) not above {margin}"
+            )
+        else:
+            reasons.append(
+                f"vs {rival.name}: {metric} gain {diff['mean']:+.4f} "
+                f"(95% CI {diff['low']:+.4f}…{diff['high']:+.4f}) > {margin}"
+            )
+        for rail in GUARDRAILS:
+            drop = rival.mean(rail) - challenger.mean(rail)
+            guardrails[f"{rival.name}.{rail}"] = {
+                "challenger": challenger.mean(rail),
+                "rival": rival.mean(rail),
+                "drop": drop,
+            }
+            if drop > guardrail_tolerance:
+                promote = False
+                reasons.append(f"guardrail {rail} regressed vs {rival.name} by {drop:.3f}")
+    table = []
+    for model in [challenger, *rivals]:
+        row: dict[str, Any] = {"model": model.name, "version": model.version or "-"}
+        for m, ci in model.summary(seed, n_boot).items():
+            row[m] = f"{ci['mean']:.3f} [{ci['low']:.3f}, {ci['high']:.3f}]"
+        table.append(row)
+    return GateDecision(promote, "; ".join(reasons), metric, margin, comparisons, guardrails, table)
+
+
+def nll_from_logits(logits, labels) -> list[float]:
+    """Mean negative log-likelihood per row over positions whose label is not -100."""
+    import torch
+
+    shifted = logits[:, :-1].float()
+    target = labels[:, 1:]
+    losses = torch.nn.functional.cross_entropy(
+        shifted.reshape(-1, shifted.size(-1)),
+        target.reshape(-1),
+        ignore_index=-100,
+        reduction="none",
+    ).view(target.shape)
+    mask = target.ne(-100)
+    out = (losses * mask).sum(1) / mask.sum(1).clamp(min=1)
+    return [float(x) if not math.isnan(float(x)) else 0.0 for x in out]

@@ -1,0 +1,98 @@
+"""RAFT-style training data: a question, its oracle passage and hard distractors from the index.
+
+For a configured fraction of examples the oracle is left out; then the target is the refusal,
+which teaches the model to say so when the context lacks the answer. Otherwise the target is the
+answer followed by the number of the passage it comes from, e.g. `Denver Broncos [2]`.
+Plain instruction data (instruction, output) is accepted too, for tone and format rules.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Callable
+from typing import Any
+
+REFUSAL = "Not in the documents."
+_CITATION = re.compile(r"\s*\[(\d+)\]\s*$")
+
+
+def grounded_target(answer: str, position: int) -> str:
+    return f"{answer.strip()} [{position}]"
+
+
+def split_citation(text: str) -> tuple[str, int | None]:
+    """`answer [n]` → (answer, n); a reply without a marker gives (text, None)."""
+    match = _CITATION.search(text)
+    if not match:
+        return text.strip(), None
+    return text[: match.start()].strip(), int(match.group(1))
+
+
+def is_refusal(text: str) -> bool:
+    return "not in the documents" in text.lower()
+
+
+def build_raft_examples(
+    items: list[dict[str, Any]],
+    corpus: dict[str, dict[str, Any]],
+    retrieve: Callable[[str], list[dict[str, Any]]],
+    distractors: int,
+    oracle_missing_fraction: float,
+    seed: int,
+) -> list[dict[str, Any]]:
+    """One example per QA item: shuffled passages (oracle kept or left out) and the target."""
+    rng = random.Random(seed)
+    examples = []
+    for item in items:
+        oracle_id = str(item["passage_id"])
+        oracle = corpus[oracle_id]
+        hits = [
+            h for h in retrieve(item["question"]) if h["passage_id"].split("#", 1)[0] != oracle_id
+        ]
+        passages = [_passage(h) for h in hits[:distractors]]
+        keep_oracle = rng.random() >= oracle_missing_fraction
+        if keep_oracle:
+            passages.append(_passage({"passage_id": oracle_id, **oracle}))
+        rng.shuffle(passages)
+        if keep_oracle:
+            position = 1 + [p["passage_id"] for p in passages].index(oracle_id)
+            target = grounded_target(item["answer"], position)
+        else:
+            target = REFUSAL
+        examples.append(
+            {
+                "id": str(item["id"]),
+                "kind": "raft",
+                "question": item["question"],
+                "answer": item["answer"],
+                "passages": passages,
+                "oracle_id": oracle_id,
+                "oracle_included": keep_oracle,
+                "target": target,
+                "article": item.get("article", ""),
+            }
+        )
+    return examples
+
+
+def instruction_examples(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Plain (instruction, output) rows as examples without passages."""
+    return [
+        {
+            "id": str(r.get("id", f"instruction-{i}")),
+            "kind": "instruction",
+            "question": r["instruction"],
+            "answer": r["output"],
+            "passages": [],
+            "oracle_id": "",
+            "oracle_included": False,
+            "target": r["output"],
+            "article": "",
+        }
+        for i, r in enumerate(rows)
+    ]
+
+
+def _passage(hit: dict[str, Any]) -> dict[str, Any]:
+    return {"passage_id": hit["passage_id"], "title": hit.get("title", ""), "text": hit["text"]}
