@@ -198,6 +198,11 @@ def finetune(
     ] = None,
     num_processes: Annotated[int, typer.Option(help="Processes for accelerate launch.")] = 1,
     max_steps: Annotated[int | None, typer.Option(help="Override the profile's max_steps.")] = None,
+    corpus: Annotated[
+        str | None, typer.Option(help="Corpus JSONL with the oracle passages.")
+    ] = None,
+    train: Annotated[str | None, typer.Option(help="Training QA JSONL.")] = None,
+    eval_set: Annotated[str | None, typer.Option("--eval", help="Held-out QA JSONL.")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """RAFT data from the live index → GX/PII gate → LoRA via Accelerate → `challenger`."""
@@ -211,6 +216,9 @@ def finetune(
         accelerate_config=accelerate_config,
         num_processes=num_processes,
         max_steps=max_steps,
+        corpus=corpus,
+        train=train,
+        eval=eval_set,
     )
     if as_json:
         print(json.dumps(result, indent=2, default=str))
@@ -218,9 +226,17 @@ def finetune(
     t = result["training"]
     console.print(
         f"challenger v{result['challenger_version']}: {t['steps']} steps "
-        f"(resumed from {t['resumed_from']}), loss {t['first_loss']:.3f} → "
-        f"{t['final_loss']:.3f}, {t['tokens_per_second']} tokens/s"
+        f"(resumed from {t['resumed_from']}), loss {t['first_loss']} → "
+        f"{t['final_loss']}, {t['tokens_per_second']} tokens/s"
     )
+
+
+@app.command("build-raft")
+def build_raft(profile: ProfileOption = None) -> None:
+    """Build and validate the RAFT training data against the live index (DVC stage `raft`)."""
+    settings = _settings(profile)
+    result = _run_flow(settings, "build_raft_flow", "flows.finetune", profile=settings.profile)
+    console.print(f"RAFT data {result['version']}: {result['train']}, {result['eval']}")
 
 
 @app.command()
@@ -286,9 +302,15 @@ def _run_flow(
     services.export_endpoints(settings)
     import importlib
 
+    from tasks.validation import DatasetValidationError
+
     flow = getattr(importlib.import_module(module), flow_name)
-    with contextlib.redirect_stdout(sys.stderr):
-        return flow(**kwargs)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            return flow(**kwargs)
+    except DatasetValidationError as exc:
+        console.print(f"[red]Validation failed; nothing downstream ran.[/red]\n{exc}")
+        raise typer.Exit(3) from exc
 
 
 @app.command()

@@ -87,3 +87,15 @@ def rollback_model_flow() -> dict[str, str]:
         markdown=f"## Model rollback\n\n`{name}` champion: v{before} → v{after}",
     )
     return {"model_name": name, "from": before, "to": after}
+
+
+@flow(name="build-raft-data", log_prints=True)
+def build_raft_flow(profile: str | None = None) -> dict[str, str]:
+    """Only the RAFT data (and its gate): the DVC `raft` stage runs this."""
+    from tasks.data import sample_dataset_paths
+
+    settings = Settings(**({"profile": profile} if profile else {}))
+    paths = sample_dataset_paths(settings.data_dir, settings.params())
+    raft = bs.build_raft_data(settings, paths)
+    bs.validate_training_data(settings, raft)
+    return raft

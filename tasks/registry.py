@@ -95,7 +95,8 @@ def download_version(name: str, ref: str, target_root) -> tuple[Any, str]:
         version = version_by_alias(name, ref)
     if version is None:
         raise LookupError(f"model '{name}' has no '{ref}' version yet: run `dualengine run`")
-    target = target_root / name / str(version.version)
+    # keyed by run too: another tracking server may have a version with the same number
+    target = target_root / name / f"{version.version}-{(version.run_id or 'norun')[:12]}"
     if not (target / "adapter_config.json").exists():
         target.mkdir(parents=True, exist_ok=True)
         mlflow.artifacts.download_artifacts(artifact_uri=version.source, dst_path=str(target))

@@ -72,7 +72,7 @@ def test_run_registers_promotes_indexes_and_answers(first_run, settings, weaviat
     assert registry.version_by_alias(name, "challenger").version == version
     run = client.get_run(mv.run_id)
     assert run.data.tags["data_version"] == first_run["data_version"]
-    assert {i.dataset.name for i in run.inputs.dataset_inputs} == {"train", "eval"}
+    assert {i.dataset.name for i in run.inputs.dataset_inputs} == {"raft-train", "eval"}
     assert len(client.get_metric_history(mv.run_id, "train_loss")) == first_run["training"]["steps"]
 
     index = first_run["index"]
@@ -91,23 +91,16 @@ def test_prefect_shows_the_flow_run_with_artifacts(first_run):
         "corpus-quarantine",
         "knowledge-index",
         "lora-training",
-        "held-out-answers",
+        "raft-data",
+        "training-data-validation",
+        "gate-scores",
         "promotion-decision",
         "sample-answer",
         "dual-engine-summary",
     }
     runs, artifacts = _flow_runs_and_artifacts("dual-engine", sorted(keys))
     assert any(r.state and r.state.is_completed() for r in runs)
-    keys = {a.key for a in artifacts if a.key}
-    assert {
-        "validation-report",
-        "knowledge-index",
-        "lora-training",
-        "held-out-answers",
-        "promotion-decision",
-        "sample-answer",
-        "dual-engine-summary",
-    } <= keys
+    assert keys <= {a.key for a in artifacts}
 
 
 def test_status_and_ask(first_run):
@@ -183,3 +176,57 @@ def test_reindex_cli_touches_only_changed_documents_and_quarantines(first_run, s
     assert len([r for r in runs if r.state.is_completed()]) >= 2
     report = artifacts[0]  # the newest
     assert "injected" in report.data and "prompt injection" in report.data
+
+
+def test_gate_table_has_intervals_for_challenger_and_base(first_run):
+    rows = {row["model"]: row for row in first_run["gate_table"]}
+    assert {"challenger", "base"} <= set(rows)
+    for row in rows.values():
+        for metric in ("f1_retrieved", "f1_oracle", "nll", "refusal_when_missing"):
+            mean, interval = row[metric].split(" ", 1)
+            low, high = (float(x) for x in interval.strip("[]").split(", "))
+            assert low <= float(mean) <= high
+
+
+def test_zero_step_challenger_is_refused_and_rollback_needs_history(first_run, settings):
+    name = settings.params()["registry"]["model_name"]
+    champion = first_run["decision"]["champion_after"]
+    tuned = json.loads(cli("finetune", "--profile", "tiny", "--max-steps", "0", "--json").stdout)
+    assert tuned["training"]["steps"] == 0
+    decision = json.loads(cli("promote", "--profile", "tiny", "--json").stdout)
+    assert decision["challenger_version"] == tuned["challenger_version"]
+    assert not decision["promoted"] and decision["champion_after"] == champion
+    assert registry.version_by_alias(name, "champion").version == champion
+    assert registry.version_by_alias(name, "challenger").version == tuned["challenger_version"]
+    out = cli("rollback", "--model", check=False)
+    assert out.returncode == 2 and "no earlier champion" in out.stderr
+
+
+def test_personal_data_blocks_training(first_run, settings, tmp_path):
+    from tasks.data import read_jsonl, sample_dataset_paths, write_jsonl
+
+    paths = sample_dataset_paths(settings.data_dir, settings.params())
+    rows = read_jsonl(paths.train)[:40]
+    rows[3]["question"] = "Email jane.doe@example.com: " + rows[3]["question"]
+    rows[5]["answer"] = "call +1 415 555 0132"
+    bad = tmp_path / "train.jsonl"
+    write_jsonl(bad, rows)
+    name = settings.params()["registry"]["model_name"]
+    from mlflow import MlflowClient
+
+    before = len(MlflowClient().search_model_versions(f"name='{name}'"))
+    out = cli(
+        "finetune",
+        "--profile",
+        "tiny",
+        "--train",
+        str(bad),
+        "--corpus",
+        str(paths.corpus),
+        "--eval",
+        str(paths.eval),
+        check=False,
+    )
+    assert out.returncode == 3, out.stderr[-2000:]
+    assert "no PII" in out.stderr and rows[3]["id"] in out.stderr and "email" in out.stderr
+    assert len(MlflowClient().search_model_versions(f"name='{name}'")) == before

@@ -15,6 +15,14 @@ COMMANDS = [
     ["services", "up"],
     ["services", "down"],
     ["services", "status"],
+    ["ingest"],
+    ["reindex"],
+    ["evaluate-retrieval"],
+    ["rollback"],
+    ["finetune"],
+    ["promote"],
+    ["build-raft"],
+    ["prepare-data"],
 ]
 
 
