@@ -18,9 +18,10 @@ from prefect.cache_policies import NO_CACHE
 from dualengine.models import base_model_path, embedding_model_path
 from dualengine.settings import Settings
 from dualengine.weaviate_client import weaviate_client
+from flows.steps import gate_on_reports
 from tasks import registry, tracking
 from tasks.data import DatasetPaths, files_version, read_jsonl, write_jsonl
-from tasks.validation import DatasetValidationError, validate_training_examples
+from tasks.validation import validate_training_examples
 
 STEP = {"cache_policy": NO_CACHE, "persist_result": False}
 
@@ -47,6 +48,8 @@ def gate_items(settings: Settings, paths: DatasetPaths, limit: int) -> list[dict
     """Held-out questions with retrieved, oracle-only and oracle-less contexts."""
     import random
 
+    from tasks.raft import answer_window
+
     params = settings.params()
     raft = params["training"]["raft"]
     corpus = {str(d["id"]): d for d in read_jsonl(paths.corpus)}
@@ -67,7 +70,13 @@ def gate_items(settings: Settings, paths: DatasetPaths, limit: int) -> list[dict
                 "retrieved_ids": [p["passage_id"] for p in passages[:k]],
                 "retrieved": passages[:n],
                 "oracle": [
-                    {"passage_id": oracle_id, "title": oracle["title"], "text": oracle["text"]}
+                    {
+                        "passage_id": oracle_id,
+                        "title": oracle["title"],
+                        "text": answer_window(
+                            oracle["text"], item["answer"], raft["passage_words"]
+                        ),
+                    }
                 ],
                 "missing": [p for p in passages if p["passage_id"].split("#")[0] != oracle_id][:n],
             }
@@ -80,7 +89,6 @@ def build_raft_data(settings: Settings, paths: DatasetPaths) -> dict[str, str]:
     """RAFT examples for training questions (+ a held-out slice for eval loss), from the live
     index; written to data/prepared/raft/ (the DVC `raft` stage's outputs)."""
     from tasks.raft import build_raft_examples
-    from tasks.retrieval import Passage
 
     params = settings.params()
     tp = settings.training_params()
@@ -101,8 +109,8 @@ def build_raft_data(settings: Settings, paths: DatasetPaths) -> dict[str, str]:
         raft["distractors"],
         raft["oracle_missing_fraction"],
         tp["seed"],
+        raft["passage_words"],
     )
-    del Passage
     held = raft["eval_held_out"] if len(examples) > raft["eval_held_out"] * 2 else 0
     out = settings.data_dir / "prepared" / "raft"
     train_path, eval_path = out / "train.jsonl", out / "eval.jsonl"
@@ -146,15 +154,12 @@ def validate_training_data(settings: Settings, raft: dict[str, str]) -> None:
         for name in ("train", "eval")
         if read_jsonl(Path(raft[name])) or name == "train"
     ]
-    ok = all(r.success for r in reports)
-    create_markdown_artifact(
-        key="training-data-validation",
-        markdown=f"## Training data: {'passed' if ok else 'BLOCKED'}\n\n"
-        + "\n\n".join(r.markdown() for r in reports),
-        description="Great Expectations on the RAFT examples (length, PII)",
+    gate_on_reports(
+        reports,
+        "training-data-validation",
+        "Training data",
+        "Great Expectations on the RAFT examples (length, PII)",
     )
-    if not ok:
-        raise DatasetValidationError(reports)
 
 
 def checkpoint_folder(settings: Settings, raft_version: str) -> Path:

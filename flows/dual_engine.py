@@ -42,11 +42,9 @@ def dual_engine_flow(
     training = behaviour_steps.train_adapter(settings, raft, live, version)
     challenger = behaviour_steps.register_challenger(settings, training, live, version)
     decision = behaviour_steps.promotion_gate(settings, paths, challenger)
-    answer = None
-    if decision["champion_after"] is not None:
-        answer = steps.answer_sample(
-            settings, question, groups or settings.params()["retrieval"]["default_groups"]
-        )
+    answer = steps.answer_sample(
+        settings, question, groups or settings.params()["retrieval"]["default_groups"]
+    )
     summary = {
         "data_version": version,
         "profile": settings.profile,
@@ -70,12 +68,8 @@ def dual_engine_flow(
             + ", ".join(f"{k} {v:.3f}" for k, v in decision["metrics"].items())
             + f"\n- champion: v{decision['champion_after']} "
             f"({'promoted' if decision['promoted'] else 'unchanged'}: {decision['reason']})\n"
-            + (
-                f"- sample answer: **{answer['answer']}** citing "
-                + ", ".join(f"`{c['passage_id']}`" for c in answer["citations"])
-                if answer
-                else "- no champion yet, so no sample answer"
-            )
+            + f"- sample answer (model {answer['model_version']}): **{answer['answer']}** citing "
+            + ", ".join(f"`{c['passage_id']}`" for c in answer["citations"])
         ),
         description="What this run changed",
     )

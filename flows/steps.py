@@ -65,31 +65,41 @@ def validate_datasets(settings: Settings, paths: DatasetPaths, corpora: dict[str
         validate_file("train", paths.train, rules, known),
         validate_file("eval", paths.eval, rules, known),
     ]
-    ok = all(r.success for r in reports)
-    create_markdown_artifact(
-        key="validation-report",
-        markdown=f"## Great Expectations: {'passed' if ok else 'FAILED'}\n\n"
-        + "\n\n".join(r.markdown() for r in reports),
-        description="Dataset validation",
-    )
-    if not ok:
-        raise DatasetValidationError(reports)
+    gate_on_reports(reports, "validation-report", "Great Expectations", "Dataset validation")
     get_run_logger().info("training and evaluation sets passed validation")
 
 
+def gate_on_reports(reports, key: str, title: str, description: str) -> None:
+    """One markdown artifact for a set of validation reports; raise if any failed."""
+    ok = all(r.success for r in reports)
+    create_markdown_artifact(
+        key=key,
+        markdown=f"## {title}: {'passed' if ok else 'FAILED'}\n\n"
+        + "\n\n".join(r.markdown() for r in reports),
+        description=description,
+    )
+    if not ok:
+        raise DatasetValidationError(reports)
+
+
 def load_champion(settings: Settings):
-    """The champion's generator and model version (downloaded once per version)."""
+    """The champion's generator and model version (downloaded once per version).
+
+    Until a challenger has earned `champion`, the base model answers (version "base"): the
+    knowledge engine keeps serving while the behaviour engine has nothing better to offer."""
     from tasks.generation import load_generator
 
     reg = settings.params()["registry"]
+    max_length = settings.training_params()["max_length"]
+    if registry.version_by_alias(reg["model_name"], registry.CHAMPION) is None:
+        return load_generator(base_model_path(settings), None, max_length), "base"
     version, adapter = registry.download_version(
         reg["model_name"], registry.CHAMPION, settings.cache_dir / "adapters"
     )
     base = (version.tags or {}).get("base_model")
     if not base or (base.startswith("/") and not Path(base).exists()):
         base = base_model_path(settings)
-    generator = load_generator(base, adapter, settings.training_params()["max_length"])
-    return generator, str(version.version)
+    return load_generator(base, adapter, max_length), str(version.version)
 
 
 def answer(settings: Settings, question: str, groups: list[str] | None) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from tasks.validation import ISO_8601
+from tasks.validation import ISO_8601, failed_outcomes, run_suite
 
 RULE_NAMES = {
     ("expect_column_values_to_not_be_null", "id"): "missing id",
@@ -99,28 +99,15 @@ def quarantine(
     docs: list[dict[str, Any]], rules: dict[str, Any]
 ) -> tuple[list[dict[str, Any]], list[QuarantinedDocument]]:
     """Split documents into (valid, quarantined) with the GX corpus suite."""
-    import great_expectations as gx
-
     if not docs:
         return [], []
     frame = _frame(docs)
-    context = gx.get_context(mode="ephemeral")
-    batch = (
-        context.data_sources.add_pandas(name="documents")
-        .add_dataframe_asset(name="documents")
-        .add_batch_definition_whole_dataframe("all")
-        .get_batch(batch_parameters={"dataframe": frame})
-    )
-    suite = gx.ExpectationSuite(name="corpus_documents", expectations=_expectations(rules))
-    result = batch.validate(suite, result_format={"result_format": "COMPLETE"})
+    result = run_suite("corpus_documents", frame, _expectations(rules))
     flagged: dict[int, str] = {}
-    for outcome in result.results:
-        if outcome.success:
-            continue
-        config = outcome.expectation_config
-        rule = RULE_NAMES.get((config.type, config.kwargs.get("column")), config.type)
-        for index in outcome.result.get("unexpected_index_list") or []:
-            flagged.setdefault(int(index), rule)
+    for rule_type, column, indices, _outcome in failed_outcomes(result):
+        rule = RULE_NAMES.get((rule_type, column), rule_type)
+        for index in indices:
+            flagged.setdefault(index, rule)
     valid, held = [], []
     for index, doc in enumerate(docs):
         if index in flagged:

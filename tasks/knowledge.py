@@ -111,48 +111,49 @@ def reindex(
     on recall against the live one, move the alias only if it passes, prune old versions.
     """
     started = time.perf_counter()
-    chunking = chunking_identity(params["chunking"])
     index_params = {**params["index"], "alpha": params["retrieval"]["alpha"]}
-    alias, prefix = index_params["alias"], index_params["collection_prefix"]
-    tokenizer = tokenizer_json(embedding.model)
-    doc_hashes = {str(d["id"]): indexing.document_hash(d) for d in docs}
-    corpus = indexing.corpus_hash(doc_hashes)
-    live = indexing.alias_target(client, alias)
+    job = _Job(
+        docs=docs,
+        data_version=data_version,
+        corpus=indexing.corpus_hash({str(d["id"]): indexing.document_hash(d) for d in docs}),
+        tokenizer=tokenizer_json(embedding.model),
+        chunking=chunking_identity(params["chunking"]),
+        embedding=embedding,
+        index=index_params,
+    )
+    live = indexing.alias_target(client, index_params["alias"])
     live_manifest = indexing.read_manifest(client, live) if live else {}
     compatible = (
         live_manifest.get("embedding_model") == embedding.identity
-        and live_manifest.get("chunking") == chunking
+        and live_manifest.get("chunking") == job.chunking
     )
     if live and compatible and not full:
-        result = _incremental(
-            client, live, live_manifest, docs, data_version, corpus, tokenizer, chunking, embedding
-        )
+        result = _incremental(client, job, live, live_manifest)
     else:
-        result = _blue_green(
-            client,
-            alias,
-            prefix,
-            live,
-            docs,
-            data_version,
-            corpus,
-            tokenizer,
-            chunking,
-            embedding,
-            index_params,
-            eval_sets or {},
-        )
+        result = _blue_green(client, job, live, eval_sets or {})
     result.seconds = round(time.perf_counter() - started, 2)
     return result
 
 
-def _incremental(
-    client, live, live_manifest, docs, data_version, corpus, tokenizer, chunking, embedding
-) -> ReindexResult:
+@dataclass
+class _Job:
+    """Everything one re-index works from."""
+
+    docs: list[dict[str, Any]]
+    data_version: str
+    corpus: str
+    tokenizer: str
+    chunking: dict[str, Any]
+    embedding: EmbeddingSpec
+    index: dict[str, Any]
+
+
+def _incremental(client, job: _Job, live: str, live_manifest: dict[str, Any]) -> ReindexResult:
     collection = client.collections.get(live)
+    docs, data_version = job.docs, job.data_version
     plan = indexing.plan_incremental(indexing.live_documents(collection), docs)
     upserted, deleted = indexing.apply_incremental(
-        client, live, plan, docs, tokenizer, chunking, embedding.embed
+        client, live, plan, docs, job.tokenizer, job.chunking, job.embedding.embed
     )
     manifest = dict(live_manifest)
     if not plan.touches_nothing or manifest.get("data_version") != data_version:
@@ -161,7 +162,7 @@ def _incremental(
             documents=len(docs),
             objects=indexing.collection_count(client, live),
             updated_at=indexing.now_iso(),
-            corpus_hash=corpus,
+            corpus_hash=job.corpus,
         )
         indexing.write_manifest(client, indexing.Manifest(**manifest))
     return ReindexResult(
@@ -181,23 +182,13 @@ def _incremental(
     )
 
 
-def _blue_green(
-    client,
-    alias,
-    prefix,
-    live,
-    docs,
-    data_version,
-    corpus,
-    tokenizer,
-    chunking,
-    embedding,
-    index_params,
-    eval_sets,
-) -> ReindexResult:
+def _blue_green(client, job: _Job, live: str | None, eval_sets) -> ReindexResult:
+    docs, data_version, corpus, chunking = job.docs, job.data_version, job.corpus, job.chunking
+    embedding, index_params = job.embedding, job.index
+    alias, prefix = index_params["alias"], index_params["collection_prefix"]
     version = indexing.index_version(corpus, embedding.identity, chunking)
     name = indexing.collection_name(prefix, version)
-    chunks = indexing.chunk_corpus(docs, tokenizer, chunking)
+    chunks = indexing.chunk_corpus(docs, job.tokenizer, chunking)
     existing = indexing.read_manifest(client, name) if client.collections.exists(name) else {}
     reusable = existing.get("corpus_hash") == corpus and indexing.collection_count(
         client, name

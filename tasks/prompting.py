@@ -46,16 +46,19 @@ def fit_prompt(
     passages: list[dict[str, Any]],
     budget: int,
 ) -> list[int]:
-    """Prompt ids within `budget` tokens: drop trailing passages, then shorten the rest."""
+    """Prompt ids within `budget` tokens: shorten every passage (down to 48 words), then drop
+    trailing passages, then shorten the last one further."""
     kept = list(passages)
     limit = PASSAGE_WORD_LIMIT
     while True:
         ids = prompt_ids(tokenizer, messages_for(system, question, kept, limit))
         if len(ids) <= budget:
             return ids
-        if len(kept) > 1:
+        if limit > 48:
+            limit = max(48, int(limit * 0.8))
+        elif len(kept) > 1:
             kept = kept[:-1]
-        elif limit > 16:
+        elif limit > 12:
             limit //= 2
         else:
             return ids[-budget:]

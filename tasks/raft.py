@@ -33,6 +33,19 @@ def is_refusal(text: str) -> bool:
     return "not in the documents" in text.lower()
 
 
+def answer_window(text: str, answer: str, words: int) -> str:
+    """At most `words` words of text, centred on the answer when the answer occurs in it."""
+    tokens = text.split()
+    if len(tokens) <= words:
+        return text
+    position = text.find(answer)
+    if position < 0:
+        return " ".join(tokens[:words])
+    centre = len(text[:position].split())
+    start = max(0, min(len(tokens) - words, centre - words // 2))
+    return " ".join(tokens[start : start + words])
+
+
 def build_raft_examples(
     items: list[dict[str, Any]],
     corpus: dict[str, dict[str, Any]],
@@ -40,8 +53,12 @@ def build_raft_examples(
     distractors: int,
     oracle_missing_fraction: float,
     seed: int,
+    passage_words: int = 0,
 ) -> list[dict[str, Any]]:
-    """One example per QA item: shuffled passages (oracle kept or left out) and the target."""
+    """One example per QA item: shuffled passages (oracle kept or left out) and the target.
+
+    With passage_words > 0 every passage is cut to that many words, the oracle around its
+    answer, so the answer survives the cut and examples fit a small context window."""
     rng = random.Random(seed)
     examples = []
     for item in items:
@@ -50,10 +67,12 @@ def build_raft_examples(
         hits = [
             h for h in retrieve(item["question"]) if h["passage_id"].split("#", 1)[0] != oracle_id
         ]
-        passages = [_passage(h) for h in hits[:distractors]]
+        passages = [_passage(h, words=passage_words) for h in hits[:distractors]]
         keep_oracle = rng.random() >= oracle_missing_fraction
         if keep_oracle:
-            passages.append(_passage({"passage_id": oracle_id, **oracle}))
+            passages.append(
+                _passage({"passage_id": oracle_id, **oracle}, item["answer"], passage_words)
+            )
         rng.shuffle(passages)
         if keep_oracle:
             position = 1 + [p["passage_id"] for p in passages].index(oracle_id)
@@ -94,5 +113,6 @@ def instruction_examples(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def _passage(hit: dict[str, Any]) -> dict[str, Any]:
-    return {"passage_id": hit["passage_id"], "title": hit.get("title", ""), "text": hit["text"]}
+def _passage(hit: dict[str, Any], answer: str = "", words: int = 0) -> dict[str, Any]:
+    text = answer_window(hit["text"], answer, words) if words else hit["text"]
+    return {"passage_id": hit["passage_id"], "title": hit.get("title", ""), "text": text}

@@ -131,6 +131,31 @@ def _frame(dataset: str, records: list[dict[str, Any]]) -> pd.DataFrame:
     return frame
 
 
+def run_suite(name: str, frame: pd.DataFrame, expectations: list[Any]):
+    """Validate a DataFrame against a list of expectations in an ephemeral GX context."""
+    import great_expectations as gx
+
+    context = gx.get_context(mode="ephemeral")
+    batch = (
+        context.data_sources.add_pandas(name=f"{name}_source")
+        .add_dataframe_asset(name=name)
+        .add_batch_definition_whole_dataframe(f"{name}_batch")
+        .get_batch(batch_parameters={"dataframe": frame})
+    )
+    suite = gx.ExpectationSuite(name=f"{name}_suite", expectations=expectations)
+    return batch.validate(suite, result_format={"result_format": "COMPLETE"})
+
+
+def failed_outcomes(result):
+    """(expectation type, column, unexpected row indices) of every failed expectation."""
+    for outcome in result.results:
+        if outcome.success:
+            continue
+        config = outcome.expectation_config
+        indices = [int(i) for i in outcome.result.get("unexpected_index_list") or []]
+        yield config.type, str(config.kwargs.get("column", "")), indices, outcome
+
+
 def validate_records(
     dataset: str,
     path: Path,
@@ -140,35 +165,18 @@ def validate_records(
     sample_size: int = 3,
 ) -> ValidationReport:
     """Run the dataset's GX suite on records and report failing rules with sample rows."""
-    import great_expectations as gx
 
     frame = _frame(dataset, records)
-    context = gx.get_context(mode="ephemeral")
-    source = context.data_sources.add_pandas(name=f"{dataset}_source")
-    asset = source.add_dataframe_asset(name=dataset)
-    batch = asset.add_batch_definition_whole_dataframe(f"{dataset}_batch").get_batch(
-        batch_parameters={"dataframe": frame}
+    result = run_suite(dataset, frame, _expectations(dataset, rules, known_ids))
+    report = ValidationReport(
+        dataset=dataset, path=str(path), rows=len(frame), evaluated=len(result.results)
     )
-    suite = gx.ExpectationSuite(
-        name=f"{dataset}_suite", expectations=_expectations(dataset, rules, known_ids)
-    )
-    result = batch.validate(suite, result_format={"result_format": "COMPLETE"})
-    report = ValidationReport(dataset=dataset, path=str(path), rows=len(frame), evaluated=0)
-    for outcome in result.results:
-        report.evaluated += 1
-        if outcome.success:
-            continue
-        config = outcome.expectation_config
-        indices = outcome.result.get("unexpected_index_list") or []
-        sample = [
-            {"line": int(i) + 1, "id": frame.at[i, "id"]}
-            for i in list(indices)[:sample_size]
-            if i in frame.index
-        ]
+    for rule, column, indices, outcome in failed_outcomes(result):
+        sample = [{"line": i + 1, "id": frame.at[i, "id"]} for i in indices[:sample_size]]
         report.failures.append(
             RuleFailure(
-                rule=config.type,
-                column=str(config.kwargs.get("column", "")),
+                rule=rule,
+                column=column,
                 unexpected_count=int(outcome.result.get("unexpected_count") or len(indices)),
                 sample=sample,
             )
@@ -244,9 +252,10 @@ def validate_training_examples(
         )
     frame = _example_frame(examples, count_tokens)
     e = gx.expectations
-    suite = gx.ExpectationSuite(
-        name=f"{dataset}_examples",
-        expectations=[
+    result = run_suite(
+        f"{dataset}_examples",
+        frame,
+        [
             e.ExpectColumnValuesToNotBeNull(column="id"),
             e.ExpectColumnValuesToBeUnique(column="id"),
             e.ExpectColumnValueLengthsToBeBetween(column="question", min_value=1),
@@ -255,28 +264,16 @@ def validate_training_examples(
             e.ExpectColumnValuesToBeBetween(column="pii_count", min_value=0, max_value=0),
         ],
     )
-    context = gx.get_context(mode="ephemeral")
-    batch = (
-        context.data_sources.add_pandas(name=f"{dataset}_examples")
-        .add_dataframe_asset(name=dataset)
-        .add_batch_definition_whole_dataframe("all")
-        .get_batch(batch_parameters={"dataframe": frame})
+    report = ValidationReport(
+        dataset=dataset, path=str(path), rows=len(frame), evaluated=len(result.results)
     )
-    result = batch.validate(suite, result_format={"result_format": "COMPLETE"})
-    report = ValidationReport(dataset=dataset, path=str(path), rows=len(frame), evaluated=0)
-    for outcome in result.results:
-        report.evaluated += 1
-        if outcome.success:
-            continue
-        config = outcome.expectation_config
-        column = str(config.kwargs.get("column", ""))
-        indices = list(outcome.result.get("unexpected_index_list") or [])
+    for rule, column, indices, _outcome in failed_outcomes(result):
         sample = []
         for i in indices[:sample_size]:
-            row = {"line": int(i) + 1, "id": frame.at[i, "id"]}
+            row = {"line": i + 1, "id": frame.at[i, "id"]}
             if column == "pii_count":
                 row["pii"] = frame.at[i, "pii_kinds"]
             sample.append(row)
-        rule = "no PII" if column == "pii_count" else config.type
-        report.failures.append(RuleFailure(rule, column, len(indices), sample))
+        name = "no PII" if column == "pii_count" else rule
+        report.failures.append(RuleFailure(name, column, len(indices), sample))
     return report
