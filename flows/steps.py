@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +18,6 @@ from tasks.data import DatasetPaths, data_version, file_digest, read_jsonl, samp
 from tasks.validation import DatasetValidationError, validate_file
 
 STEP = {"cache_policy": NO_CACHE, "persist_result": False}
-
-
-def _sample(records: list[dict[str, Any]], n: int, seed: int) -> list[dict[str, Any]]:
-    if n >= len(records):
-        return list(records)
-    return random.Random(seed).sample(records, n)
 
 
 @task(name="prepare-data", **STEP)
