@@ -167,7 +167,15 @@ def run(
     _print_gate(summary["gate_table"], summary["decision"])
     answer = summary["answer"]
     if answer:
-        console.print(f"\n[bold]Answer:[/bold] {answer['answer'] or '(empty)'}")
+        by = (
+            "the base model (no champion yet)"
+            if answer["model_version"] == "base"
+            else f"champion v{answer['model_version']}"
+        )
+        console.print(
+            f"\n[bold]Q:[/bold] {answer['question']}\n[bold]Answer[/bold] "
+            f"({by}): {answer['answer'] or '(empty)'}"
+        )
         for c in answer["citations"]:
             console.print(f"  [{c['passage_id']}] {c['title']} (score {c['score']})")
     console.print(

@@ -193,6 +193,9 @@ def _blue_green(client, job: _Job, live: str | None, eval_sets) -> ReindexResult
     reusable = existing.get("corpus_hash") == corpus and indexing.collection_count(
         client, name
     ) == len(chunks)
+    if name == live and not reusable:  # never rebuild the live collection in place
+        name = f"{name}_{int(time.time())}"
+        existing = {}
     stamp = indexing.now_iso()
     manifest = indexing.Manifest(
         alias=alias,
