@@ -378,6 +378,7 @@ def promotion_gate(settings: Settings, paths: DatasetPaths, challenger: str) -> 
         float(reg["guardrail_tolerance"]),
         tp["seed"],
         int(reg["bootstrap_samples"]),
+        tuple(reg["guardrails"]),
     )
     k = params["retrieval"]["top_k"]
     recall = recall_at_k([i["retrieved_ids"] for i in items], [i["relevant_ids"] for i in items], k)

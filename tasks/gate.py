@@ -143,10 +143,11 @@ def decide_promotion(
     guardrail_tolerance: float,
     seed: int,
     n_boot: int = 1000,
+    guardrails: tuple[str, ...] = GUARDRAILS,
 ) -> GateDecision:
     """Promote only if the challenger beats every rival by `margin` on `metric` (its paired
-    bootstrap interval's lower bound above the margin) and no guardrail drops by more than the
-    tolerance against any rival."""
+    bootstrap interval's lower bound above the margin) and no guardrail (higher is better)
+    drops by more than the tolerance against any rival."""
     sign = 1.0 if HIGHER_IS_BETTER[metric] else -1.0
     comparisons, guardrails, reasons = {}, {}, []
     promote = True
@@ -169,7 +170,7 @@ def decide_promotion(
                 f"vs {rival.name}: {metric} gain {diff['mean']:+.4f} "
                 f"(95% CI {diff['low']:+.4f}…{diff['high']:+.4f}) > {margin}"
             )
-        for rail in GUARDRAILS:
+        for rail in guardrails:
             drop = rival.mean(rail) - challenger.mean(rail)
             guardrails[f"{rival.name}.{rail}"] = {
                 "challenger": challenger.mean(rail),
