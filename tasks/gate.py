@@ -149,7 +149,7 @@ def decide_promotion(
     bootstrap interval's lower bound above the margin) and no guardrail (higher is better)
     drops by more than the tolerance against any rival."""
     sign = 1.0 if HIGHER_IS_BETTER[metric] else -1.0
-    comparisons, guardrails, reasons = {}, {}, []
+    comparisons, rail_report, reasons = {}, {}, []
     promote = True
     for rival in rivals:
         diff = paired_difference(
@@ -172,7 +172,7 @@ def decide_promotion(
             )
         for rail in guardrails:
             drop = rival.mean(rail) - challenger.mean(rail)
-            guardrails[f"{rival.name}.{rail}"] = {
+            rail_report[f"{rival.name}.{rail}"] = {
                 "challenger": challenger.mean(rail),
                 "rival": rival.mean(rail),
                 "drop": drop,
@@ -186,7 +186,9 @@ def decide_promotion(
         for m, ci in model.summary(seed, n_boot).items():
             row[m] = f"{ci['mean']:.3f} [{ci['low']:.3f}, {ci['high']:.3f}]"
         table.append(row)
-    return GateDecision(promote, "; ".join(reasons), metric, margin, comparisons, guardrails, table)
+    return GateDecision(
+        promote, "; ".join(reasons), metric, margin, comparisons, rail_report, table
+    )
 
 
 def nll_from_logits(logits, labels) -> list[float]:
