@@ -61,9 +61,16 @@ class Settings(BaseSettings):
     def params_path(self) -> Path:
         return self.params_file or (self.home / "params.yaml")
 
+    raft_dir: Path | None = Field(default=None, description="where built RAFT data is written")
+
     @property
     def data_dir(self) -> Path:
         return self.home / "data"
+
+    @property
+    def raft_path(self) -> Path:
+        """Built RAFT examples (DVC stage `raft`; default data/prepared/raft)."""
+        return self.raft_dir or (self.data_dir / "prepared" / "raft")
 
     @property
     def mlflow_dir(self) -> Path:

@@ -112,7 +112,7 @@ def build_raft_data(settings: Settings, paths: DatasetPaths) -> dict[str, str]:
         raft["passage_words"],
     )
     held = raft["eval_held_out"] if len(examples) > raft["eval_held_out"] * 2 else 0
-    out = settings.data_dir / "prepared" / "raft"
+    out = settings.raft_path
     train_path, eval_path = out / "train.jsonl", out / "eval.jsonl"
     write_jsonl(train_path, examples[held:])
     write_jsonl(eval_path, examples[:held])

@@ -24,6 +24,7 @@ os.environ.update({k: str(v) for k, v in _PORTS.items()})
 os.environ["DUALENGINE_STATE_DIR"] = str(_STATE / "state")
 os.environ["DUALENGINE_MLFLOW_STORE"] = str(_STATE / "mlflow")
 os.environ["DUALENGINE_PROFILE"] = "tiny"
+os.environ["DUALENGINE_RAFT_DIR"] = str(_STATE / "raft")
 os.environ["DUALENGINE_TORCH_THREADS"] = "1"
 os.environ["PREFECT_HOME"] = str(_STATE / "prefect-client")
 os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{_PORTS['DUALENGINE_PREFECT_PORT']}/api"
