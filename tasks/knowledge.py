@@ -13,7 +13,6 @@ from tasks.chunking import chunking_identity, tokenizer_json
 if TYPE_CHECKING:
     import weaviate
 
-MODES = {"bm25": 0.0, "vector": 1.0}
 
 
 @dataclass
