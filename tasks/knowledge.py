@@ -14,7 +14,6 @@ if TYPE_CHECKING:
     import weaviate
 
 
-
 @dataclass
 class EmbeddingSpec:
     """The embedding model to load (path or id) and its stable identity."""
