@@ -34,8 +34,9 @@ lint:
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-bench:
-	@echo "see benchmarks/README.md"
+bench: ## P1-P3 and P4 (several minutes each; results in benchmarks/results/)
+	$(BIN)/python benchmarks/knowledge_bench.py
+	$(BIN)/python benchmarks/lora_bench.py --profile default --out benchmarks/results/lora.json
 
 clean:
 	rm -rf .dualengine mlflow/mlflow.db mlflow/artifacts data/prepared
