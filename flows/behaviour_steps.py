@@ -147,12 +147,11 @@ def validate_training_data(settings: Settings, raft: dict[str, str]) -> None:
         target = tokenizer(example["target"], add_special_tokens=False)["input_ids"]
         return len(prompt_ids(tokenizer, messages)) + len(target)
 
+    sets = {name: read_jsonl(Path(raft[name])) for name in ("train", "eval")}
     reports = [
-        validate_training_examples(
-            name, Path(raft[name]), read_jsonl(Path(raft[name])), count, tp["max_length"]
-        )
-        for name in ("train", "eval")
-        if read_jsonl(Path(raft[name])) or name == "train"
+        validate_training_examples(name, Path(raft[name]), rows, count, tp["max_length"])
+        for name, rows in sets.items()
+        if rows or name == "train"  # the held-out slice may be empty for small sets
     ]
     gate_on_reports(
         reports,

@@ -249,26 +249,24 @@ def sec10q_paths(data_dir: Path) -> tuple[Path, Path]:
     return corpus, evaluation
 
 
+def _sample_files(data_dir: Path, params: dict[str, Any], key: str, part: str) -> dict[str, Path]:
+    """The bundled samples named in params['knowledge'][key], each's `part` (corpus or eval)."""
+    found: dict[str, Path] = {}
+    for name in params["knowledge"][key]:
+        if name == "xquad":
+            found[name] = getattr(sample_dataset_paths(data_dir, params), part)
+        elif name == "sec10q":
+            found[name] = sec10q_paths(data_dir)[0 if part == "corpus" else 1]
+        else:
+            raise ValueError(f"params.yaml knowledge.{key}: unknown sample {name!r}")
+    return found
+
+
 def sample_corpora(data_dir: Path, params: dict[str, Any]) -> dict[str, Path]:
     """The bundled corpora named in params (knowledge.corpora), prepared if needed."""
-    found: dict[str, Path] = {}
-    for name in params["knowledge"]["corpora"]:
-        if name == "xquad":
-            found[name] = sample_dataset_paths(data_dir, params).corpus
-        elif name == "sec10q":
-            found[name] = sec10q_paths(data_dir)[0]
-        else:
-            raise ValueError(f"params.yaml knowledge.corpora: unknown sample corpus {name!r}")
-    return found
+    return _sample_files(data_dir, params, "corpora", "corpus")
 
 
 def sample_eval_sets(data_dir: Path, params: dict[str, Any]) -> dict[str, Path]:
-    found: dict[str, Path] = {}
-    for name in params["knowledge"]["eval_sets"]:
-        if name == "xquad":
-            found[name] = sample_dataset_paths(data_dir, params).eval
-        elif name == "sec10q":
-            found[name] = sec10q_paths(data_dir)[1]
-        else:
-            raise ValueError(f"params.yaml knowledge.eval_sets: unknown sample set {name!r}")
-    return found
+    """The bundled evaluation sets named in params (knowledge.eval_sets)."""
+    return _sample_files(data_dir, params, "eval_sets", "eval")
