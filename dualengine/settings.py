@@ -52,10 +52,20 @@ class Settings(BaseSettings):
 
     torch_threads: int | None = None
 
+    query_log_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the query log; default: SQLite in the state folder",
+    )
+
     @property
     def state(self) -> Path:
         """Folder for PID files, logs and the services' data."""
         return self.state_dir or (self.home / ".dualengine")
+
+    @property
+    def query_log(self) -> str:
+        """Where answered queries are logged (SQLite in the state folder unless set)."""
+        return self.query_log_url or f"sqlite:///{self.state / 'query_log.db'}"
 
     @property
     def params_path(self) -> Path:

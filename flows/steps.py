@@ -10,10 +10,7 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from dualengine.models import base_model_path, embedding_model_path
 from dualengine.settings import Settings
-from dualengine.weaviate_client import weaviate_client
-from tasks import registry
 from tasks.data import DatasetPaths, data_version, file_digest, read_jsonl, sample_dataset_paths
 from tasks.validation import DatasetValidationError, validate_file
 
@@ -75,54 +72,22 @@ def gate_on_reports(reports, key: str, title: str, description: str) -> None:
         raise DatasetValidationError(reports)
 
 
-def load_champion(settings: Settings):
-    """The champion's generator and model version (downloaded once per version).
-
-    Until a challenger has earned `champion`, the base model answers (version "base"): the
-    knowledge engine keeps serving while the behaviour engine has nothing better to offer."""
-    from tasks.generation import load_generator
-
-    reg = settings.params()["registry"]
-    max_length = settings.training_params()["max_length"]
-    if registry.version_by_alias(reg["model_name"], registry.CHAMPION) is None:
-        return load_generator(base_model_path(settings), None, max_length), "base"
-    version, adapter = registry.download_version(
-        reg["model_name"], registry.CHAMPION, settings.cache_dir / "adapters"
-    )
-    base = (version.tags or {}).get("base_model")
-    if not base or (base.startswith("/") and not Path(base).exists()):
-        base = base_model_path(settings)
-    return load_generator(base, adapter, max_length), str(version.version)
-
-
-def answer(settings: Settings, question: str, groups: list[str] | None) -> dict[str, Any]:
+def answer(
+    settings: Settings, question: str, groups: list[str] | None, caller: str = "cli"
+) -> dict[str, Any]:
     """Answer from the champion adapter and the live index (plain function, used by the CLI)."""
-    from tasks.answer import answer_question
+    from dualengine.api import open_engine
 
-    params = settings.params()
-    tp = settings.training_params()
-    generator, model_version = load_champion(settings)
-    with weaviate_client(settings) as client:
-        result = answer_question(
-            client,
-            generator,
-            params["index"]["alias"],
-            embedding_model_path(settings),
-            question,
-            params,
-            tp["system_prompt"],
-            tp["max_new_tokens"],
-            groups,
-            model_version,
-        )
-    return result.as_dict()
+    with open_engine(settings, caller=caller) as engine:
+        return engine.ask(question, groups).as_dict()
 
 
 @task(name="answer-sample-question", **STEP)
 def answer_sample(settings: Settings, question: str, groups: list[str] | None) -> dict[str, Any]:
-    result = answer(settings, question, groups)
+    result = answer(settings, question, groups, caller="flow")
     rows = "\n".join(
-        f"| `{c['passage_id']}` | {c['title']} | {c['score']} | {c['supports_answer']} |"
+        f"| `{c['passage_id']}` | {c['title']} | {c['score']} | {c['supports_answer']} "
+        f"| {c['quote'][:160]} |"
         for c in result["citations"]
     )
     create_markdown_artifact(
@@ -130,7 +95,7 @@ def answer_sample(settings: Settings, question: str, groups: list[str] | None) -
         markdown=f"## {question}\n\n**Answer:** {result['answer']}\n\n"
         f"Model version {result['model_version']}, index `{result['index_collection']}`, "
         f"timings {json.dumps(result['timings_ms'])}\n\n"
-        "| passage | title | score | supports answer |\n|---|---|---|---|\n" + rows,
+        "| passage | title | score | supports answer | quote |\n|---|---|---|---|---|\n" + rows,
         description="Hybrid answer with citations",
     )
     return result

@@ -20,6 +20,7 @@ class Passage:
     source: str
     groups: list[str]
     score: float
+    similarity: float = 0.0  # cosine of query and passage vectors (fusion scores are relative)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -34,7 +35,10 @@ def hybrid_search(
     alpha: float,
     groups: list[str] | None = None,
 ) -> list[Passage]:
-    """Relative-score fusion of BM25 and vector search; only passages sharing a group."""
+    """Relative-score fusion of BM25 and vector search; only passages sharing a group.
+
+    Fused scores are relative to the best hit, so each passage also carries its absolute
+    cosine similarity to the query: the answer path's "nothing relevant" test uses that."""
     from weaviate.classes.query import Filter, HybridFusion, MetadataQuery
 
     filters = Filter.by_property("groups").contains_any(groups) if groups else None
@@ -46,6 +50,7 @@ def hybrid_search(
         fusion_type=HybridFusion.RELATIVE_SCORE,
         filters=filters,
         return_metadata=MetadataQuery(score=True),
+        include_vector=True,
     )
     passages = []
     for obj in response.objects:
@@ -59,9 +64,21 @@ def hybrid_search(
                 source=str(props.get("source") or ""),
                 groups=list(props.get("groups") or []),
                 score=float(obj.metadata.score or 0.0),
+                similarity=cosine(query_vector, obj.vector),
             )
         )
     return passages
+
+
+def cosine(query_vector: list[float], stored: Any) -> float:
+    """Cosine similarity with a returned vector (a list, or a dict of named vectors)."""
+    if isinstance(stored, dict):
+        stored = next(iter(stored.values()), None)
+    if not stored:
+        return 0.0
+    dot = sum(a * b for a, b in zip(query_vector, stored, strict=False))
+    norm = sum(a * a for a in query_vector) ** 0.5 * sum(b * b for b in stored) ** 0.5
+    return round(dot / norm, 4) if norm else 0.0
 
 
 def retrieve_many(

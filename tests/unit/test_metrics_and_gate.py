@@ -2,7 +2,8 @@
 
 import pytest
 
-from tasks.answer import cite, supports
+from tasks.grounding import supports
+from tasks.hybrid import cite
 from tasks.evaluation import exact_match, normalize_answer, token_f1
 from tasks.prompting import clean_answer
 from tasks.retrieval import Passage, recall_at_k
@@ -22,14 +23,19 @@ def test_recall_counts_chunks_of_relevant_documents():
     assert recall_at_k(retrieved, relevant, 1) == pytest.approx(1 / 3)
 
 
-def test_citations_put_supporting_passages_first():
+def test_citations_keep_supporting_and_cited_passages_only():
     passages = [
         Passage("p1", "d1", "T1", "nothing here", "s", ["g"], 0.9),
-        Passage("p2", "d2", "T2", "The answer is 1,234 apples.", "s", ["g"], 0.5),
+        Passage("p2", "d2", "T2", "Intro. The answer is 1,234 apples. Outro.", "s", ["g"], 0.5),
+        Passage("p3", "d3", "T3", "Unrelated text about pears.", "s", ["g"], 0.4),
     ]
-    cited = cite(passages, "1,234 apples")
-    assert [c.passage_id for c in cited] == ["p2", "p1"]
-    assert cited[0].supports_answer and not supports("nothing here", "1,234 apples")
+    cited = cite(passages, "1,234 apples", cited=None)
+    assert [c.passage_id for c in cited] == ["p2"]
+    assert cited[0].supports_answer and cited[0].quote == "The answer is 1,234 apples."
+    assert not supports("nothing here", "1,234 apples")
+    # a passage the model cites is kept (flagged unsupported), and listed first
+    cited = cite(passages, "1,234 apples", cited=3)
+    assert [(c.passage_id, c.supports_answer) for c in cited] == [("p3", False), ("p2", True)]
 
 
 def test_clean_answer_keeps_first_line():

@@ -1,0 +1,89 @@
+"""Python API: open the hybrid answer engine on the running stack and ask questions.
+
+    from dualengine.api import open_engine
+    with open_engine() as engine:
+        print(engine.ask("Who won Super Bowl 50?", groups=["public"]).answer)
+
+`model` is `champion` (default), `challenger`, a version number, or `base` (no adapter). Until a
+challenger has earned `champion`, the base model answers (version "base"): the knowledge
+engine keeps serving while the behaviour engine has nothing better to offer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from dualengine.models import base_model_path, embedding_model_path
+from dualengine.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from tasks.generation import Generator
+    from tasks.hybrid import HybridEngine
+
+
+def load_generator_version(settings: Settings, model: str = "champion") -> tuple[Generator, str]:
+    """The generator for a registry alias or version (adapter downloaded once per version)."""
+    from tasks import registry
+    from tasks.generation import load_generator
+
+    name = settings.params()["registry"]["model_name"]
+    max_length = settings.training_params()["max_length"]
+    if model == "base" or (
+        model == registry.CHAMPION and registry.version_by_alias(name, model) is None
+    ):
+        return load_generator(base_model_path(settings), None, max_length), "base"
+    version, adapter = registry.download_version(name, model, settings.cache_dir / "adapters")
+    base = (version.tags or {}).get("base_model")
+    if not base or (base.startswith("/") and not Path(base).exists()):
+        base = base_model_path(settings)
+    return load_generator(base, adapter, max_length), str(version.version)
+
+
+def engine_for(
+    settings: Settings,
+    generator: Generator,
+    model_version: str,
+    caller: str = "api",
+    log_queries: bool = True,
+) -> HybridEngine:
+    """An engine around a loaded generator, with its own Weaviate connection and query log."""
+    from dualengine.weaviate_client import connect
+    from tasks.hybrid import AnswerConfig, HybridEngine
+    from tasks.query_log import QueryLog
+
+    config = AnswerConfig.from_params(
+        settings.params(), settings.training_params(), embedding_model_path(settings)
+    )
+    client = connect(settings)
+    return HybridEngine(
+        generator,
+        client,
+        config,
+        model_version,
+        query_log=QueryLog(settings.query_log) if log_queries else None,
+        caller=caller,
+        on_close=client.close,
+    )
+
+
+@contextmanager
+def open_engine(
+    settings: Settings | None = None,
+    model: str = "champion",
+    caller: str = "api",
+    log_queries: bool = True,
+) -> Iterator[HybridEngine]:
+    """A ready engine on the running services (see `dualengine services up`)."""
+    from dualengine.services import export_endpoints
+
+    settings = settings or get_settings()
+    export_endpoints(settings)
+    generator, version = load_generator_version(settings, model)
+    engine = engine_for(settings, generator, version, caller, log_queries)
+    try:
+        yield engine
+    finally:
+        engine.close()

@@ -1,0 +1,246 @@
+"""The hybrid answer: retrieve from the live index, generate with the champion adapter, cite.
+
+`HybridEngine` is the one answer path behind `dualengine ask`, the Python API
+(`dualengine.api.open_engine`) and the MLflow pyfunc model: retrieve (hybrid, filtered by the
+caller's groups) → prompt with the passages → generate → answer with citations (passage id,
+title, score, a verbatim supporting sentence) and a timing breakdown. When the best passage is
+not similar enough to the question, or the model answers that the passages lack the answer, it
+says so instead of inventing. Optionally the closed-book answer is generated too and a factual
+disagreement is flagged (the grounded answer wins). Every answer can go to the query log.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from tasks.conflicts import find_conflict
+from tasks.grounding import best_quote, content_words, supported_share, supports
+from tasks.prompting import clean_answer
+from tasks.query_log import QueryLog, QueryRecord
+from tasks.raft import is_refusal, split_citation
+from tasks.retrieval import Passage
+
+
+@dataclass
+class Citation:
+    passage_id: str
+    title: str
+    source: str
+    score: float
+    similarity: float
+    supports_answer: bool
+    quote: str
+    cited_by_model: bool = False
+
+
+@dataclass
+class HybridAnswer:
+    question: str
+    answer: str
+    answered: bool
+    citations: list[Citation]
+    model_version: str | None
+    index_collection: str | None
+    groups: list[str]
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    conflict: dict[str, Any] | None = None
+    closed_book_answer: str | None = None
+    faithfulness: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class AnswerConfig:
+    """The answer path's settings (params.yaml `retrieval`, `answer` and the training prompt)."""
+
+    alias: str
+    embedding_model: str
+    top_k: int
+    alpha: float
+    context_passages: int
+    system_prompt: str
+    closed_book_prompt: str
+    max_new_tokens: int
+    min_similarity: float
+    no_answer_text: str
+    conflict_check: bool
+
+    @classmethod
+    def from_params(
+        cls, params: dict[str, Any], training: dict[str, Any], embedding_model: str
+    ) -> AnswerConfig:
+        retrieval, answer = params["retrieval"], params["answer"]
+        return cls(
+            alias=params["index"]["alias"],
+            embedding_model=embedding_model,
+            top_k=int(retrieval["top_k"]),
+            alpha=float(retrieval["alpha"]),
+            context_passages=int(retrieval["context_passages"]),
+            system_prompt=training["system_prompt"],
+            closed_book_prompt=" ".join(answer["closed_book_prompt"].split()),
+            max_new_tokens=int(training["max_new_tokens"]),
+            min_similarity=float(answer["min_similarity"]),
+            no_answer_text=answer["no_answer_text"],
+            conflict_check=bool(answer["conflict_check"]),
+        )
+
+
+def cite(passages: list[Passage], answer: str, cited: int | None) -> list[Citation]:
+    """Citations for an answer: the passage the model cited and every passage that supports
+    the answer (contains it, or most of its content words), the cited one first."""
+    wanted = set(content_words(answer))
+    out = []
+    for number, p in enumerate(passages, start=1):
+        overlap = len(wanted & set(content_words(p.text))) / len(wanted) if wanted else 0.0
+        backs = supports(p.text, answer) or overlap >= 0.5
+        if backs or cited == number:
+            out.append(
+                Citation(
+                    p.passage_id,
+                    p.title,
+                    p.source,
+                    round(p.score, 4),
+                    p.similarity,
+                    backs,
+                    best_quote(p.text, answer),
+                    cited == number,
+                )
+            )
+    return sorted(out, key=lambda c: (not c.cited_by_model, not c.supports_answer, -c.score))
+
+
+class HybridEngine:
+    """Holds the generator, a Weaviate client and the query log between questions."""
+
+    def __init__(
+        self,
+        generator,
+        client,
+        config: AnswerConfig,
+        model_version: str | None,
+        query_log: QueryLog | None = None,
+        caller: str = "api",
+        on_close: Callable[[], None] | None = None,
+    ) -> None:
+        self.generator = generator
+        self.client = client
+        self.config = config
+        self.model_version = model_version
+        self.query_log = query_log
+        self.caller = caller
+        self._on_close = on_close
+        self._generate_lock = threading.Lock()  # one generate() at a time per model
+
+    def retrieve(
+        self, question: str, groups: list[str] | None
+    ) -> tuple[list[float], list[Passage]]:
+        from tasks.embedding import embed_query
+        from tasks.retrieval import hybrid_search
+
+        vector = embed_query(self.config.embedding_model, question)
+        passages = hybrid_search(
+            self.client,
+            self.config.alias,
+            question,
+            vector,
+            self.config.top_k,
+            self.config.alpha,
+            groups,
+        )
+        return vector, passages
+
+    def _generate(self, system: str, question: str, passages: list[Passage]) -> str:
+        with self._generate_lock:
+            return self.generator.answer_batch(
+                system,
+                [question],
+                [[p.as_dict() for p in passages]],
+                self.config.max_new_tokens,
+                raw=True,
+            )[0]
+
+    def ask(
+        self, question: str, groups: list[str] | None, conflict_check: bool | None = None
+    ) -> HybridAnswer:
+        """Answer one question for a caller with these access groups."""
+        from tasks.indexing import alias_target
+
+        if not question or not question.strip():
+            raise ValueError("question is empty")
+        check = self.config.conflict_check if conflict_check is None else conflict_check
+        started = time.perf_counter()
+        vector, passages = self.retrieve(question, groups)
+        t_retrieved = time.perf_counter()
+        context = passages[: self.config.context_passages]
+        best = max((p.similarity for p in context), default=0.0)
+        text, cited, answered = self.config.no_answer_text, None, False
+        if context and best >= self.config.min_similarity:
+            reply, cited = split_citation(
+                self._generate(self.config.system_prompt, question, context)
+            )
+            reply = clean_answer(reply)
+            if reply and not is_refusal(reply):
+                text, answered = reply, True
+        t_generated = time.perf_counter()
+        timings = {
+            "retrieval": round((t_retrieved - started) * 1000, 1),
+            "generation": round((t_generated - t_retrieved) * 1000, 1),
+        }
+        closed, conflict = None, None
+        if check:
+            closed = clean_answer(
+                split_citation(self._generate(self.config.closed_book_prompt, question, []))[0]
+            )
+            found = find_conflict(text, closed) if answered else None
+            conflict = found.as_dict() if found else None
+            timings["closed_book"] = round((time.perf_counter() - t_generated) * 1000, 1)
+        timings["total"] = round((time.perf_counter() - started) * 1000, 1)
+        result = HybridAnswer(
+            question=question,
+            answer=text,
+            answered=answered,
+            citations=cite(context, text, cited) if answered else [],
+            model_version=self.model_version,
+            index_collection=alias_target(self.client, self.config.alias),
+            groups=sorted(groups or []),
+            timings_ms=timings,
+            conflict=conflict,
+            closed_book_answer=closed,
+            faithfulness=round(supported_share(text, [p.text for p in context]), 4)
+            if answered
+            else None,
+        )
+        if self.query_log is not None:
+            self.query_log.record(
+                QueryRecord(
+                    question=question,
+                    embedding=vector,
+                    retrieved_ids=[p.passage_id for p in passages],
+                    retrieved_scores=[p.score for p in passages],
+                    top_similarity=max((p.similarity for p in passages), default=None),
+                    answer=text,
+                    answered=answered,
+                    latency_ms=timings["total"],
+                    retrieval_ms=timings["retrieval"],
+                    generation_ms=timings["generation"],
+                    conflict=None if not check else conflict is not None,
+                    closed_book_answer=closed,
+                    groups=list(groups or []),
+                    model_version=self.model_version,
+                    index_collection=result.index_collection,
+                    caller=self.caller,
+                )
+            )
+        return result
+
+    def close(self) -> None:
+        if self._on_close is not None:
+            self._on_close()
+        if self.query_log is not None:
+            self.query_log.close()
