@@ -26,7 +26,7 @@ from tasks.validation import validate_training_examples
 STEP = {"cache_policy": NO_CACHE, "persist_result": False}
 
 
-def _search(settings: Settings, questions: list[str], k: int, groups: list[str] | None):
+def search_questions(settings: Settings, questions: list[str], k: int, groups: list[str] | None):
     from tasks.embedding import embed_texts
     from tasks.retrieval import retrieve_many
 
@@ -57,7 +57,9 @@ def gate_items(settings: Settings, paths: DatasetPaths, limit: int) -> list[dict
     items = random.Random(params["training"]["seed"]).sample(items, min(limit, len(items)))
     k = params["retrieval"]["top_k"]
     n = params["retrieval"]["context_passages"]
-    hits = _search(settings, [i["question"] for i in items], k + n, raft["distractor_groups"])
+    hits = search_questions(
+        settings, [i["question"] for i in items], k + n, raft["distractor_groups"]
+    )
     out = []
     for item, found in zip(items, hits, strict=True):
         oracle_id = item["relevant_ids"][0]
@@ -100,7 +102,7 @@ def build_raft_data(settings: Settings, paths: DatasetPaths) -> dict[str, str]:
     rng = random.Random(tp["seed"])
     rows = rng.sample(rows, min(len(rows), tp["train_examples"] + raft["eval_held_out"]))
     k = raft["distractors"] + 2
-    hits = _search(settings, [r["question"] for r in rows], k, raft["distractor_groups"])
+    hits = search_questions(settings, [r["question"] for r in rows], k, raft["distractor_groups"])
     lookup = {r["question"]: [p.as_dict() for p in h] for r, h in zip(rows, hits, strict=True)}
     examples = build_raft_examples(
         rows,

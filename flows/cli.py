@@ -415,6 +415,13 @@ def ask(
             help="Caller's access groups (repeatable); default: retrieval.default_groups.",
         ),
     ] = None,
+    conflict_check: Annotated[
+        bool | None,
+        typer.Option(
+            "--conflict-check/--no-conflict-check",
+            help="Also answer closed-book and flag factual conflicts (default: params.yaml).",
+        ),
+    ] = None,
     profile: ProfileOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -427,7 +434,9 @@ def ask(
     try:
         with contextlib.redirect_stdout(sys.stderr):
             default_groups = settings.params()["retrieval"]["default_groups"]
-            result = answer(settings, question, groups or default_groups)
+            result = answer(
+                settings, question, groups or default_groups, conflict_check=conflict_check
+            )
     except LookupError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from exc
@@ -436,11 +445,121 @@ def ask(
         return
     print(result["answer"])
     for c in result["citations"]:
-        print(f"  [{c['passage_id']}] {c['title']} (score {c['score']})")
+        print(f'  [{c["passage_id"]}] {c["title"]} (score {c["score"]}): "{c["quote"][:120]}"')
+    if result["conflict"]:
+        conflict = result["conflict"]
+        print(
+            f"  conflict ({conflict['kind']}): the model alone says "
+            f"{result['closed_book_answer']!r}; the documents win"
+        )
     print(
         f"  model v{result['model_version']}, index {result['index_collection']}, "
         f"{result['timings_ms']}"
     )
+
+
+@app.command()
+def evaluate(
+    profile: ProfileOption = None,
+    sets: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Evaluation set (repeatable): xquad, sec10q."),
+    ] = None,
+    questions: Annotated[
+        int | None, typer.Option(help="Held-out questions per set (default: params.yaml).")
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(help="Fine-tuned version or alias (default: champion, else challenger)."),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Attribution table: {base, fine-tuned} × {closed-book, retrieved, oracle} with CIs."""
+    from tasks.attribution import GAP_METRICS, METRICS
+
+    settings = _settings(profile)
+    try:
+        result = _run_flow(
+            settings,
+            "evaluate_flow",
+            "flows.evaluate",
+            profile=settings.profile,
+            sets=sets,
+            questions=questions,
+            model=model,
+        )
+    except LookupError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+    if as_json:
+        print(json.dumps(result, indent=2, default=str))
+        return
+    out = Console(width=220)
+    for section in result["sets"]:
+        table = Table("model", "context", *METRICS, title=f"{section['set']}: mean [95% CI]")
+        for r in section["rows"]:
+            table.add_row(
+                r["model"],
+                r["context"],
+                *(f"{r[m]:.3f} [{r[f'{m}_low']:.3f}, {r[f'{m}_high']:.3f}]" for m in METRICS),
+            )
+        out.print(table)
+        gap_table = Table("gap", *GAP_METRICS)
+        for name, per_metric in section["gaps"].items():
+            gap_table.add_row(
+                name,
+                *(
+                    f"{per_metric[m]['mean']:+.3f} [{per_metric[m]['low']:+.3f}, "
+                    f"{per_metric[m]['high']:+.3f}]"
+                    for m in GAP_METRICS
+                ),
+            )
+        out.print(gap_table)
+        out.print(f"diagnosis: {section['diagnosis']}")
+        out.print(f"conflict rate (closed-book vs grounded): {section['conflict_rate']:.3f}")
+    out.print(f"report: {result['html']} (MLflow run {result['run_id']})")
+
+
+@app.command("register-hybrid")
+def register_hybrid_cmd(
+    profile: ProfileOption = None,
+    generator: Annotated[
+        str, typer.Option(help="Generator alias or version to pin (default: champion).")
+    ] = "champion",
+    force: Annotated[bool, typer.Option(help="Register even if nothing changed.")] = False,
+) -> None:
+    """Package the hybrid system (generator version + index alias) as an MLflow pyfunc."""
+    settings = _settings(profile)
+    result = _run_flow(
+        settings,
+        "register_hybrid_flow",
+        "flows.serving",
+        profile=settings.profile,
+        generator=generator,
+        force=force,
+    )
+    verb = "registered" if result["new"] else "already served"
+    console.print(
+        f"dualengine-hybrid v{result['hybrid_version']} {verb} "
+        f"(generator {result['generator_version']})"
+    )
+
+
+@app.command("serve-model")
+def serve_model(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 5055,
+    version: Annotated[str, typer.Option(help="Hybrid model alias or version.")] = "champion",
+    workers: Annotated[int, typer.Option(help="Server worker processes.")] = 1,
+) -> None:
+    """Serve the registered hybrid model with `mlflow models serve` (POST /invocations)."""
+    from dualengine.hybrid_model import serve_command
+
+    settings = get_settings()
+    _require_services(settings)
+    services.export_endpoints(settings)
+    command = serve_command(settings, port, version, workers)
+    console.print(" ".join(command))
+    os.execvpe(command[0], command, os.environ.copy())
 
 
 @app.command()

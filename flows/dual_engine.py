@@ -8,7 +8,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
 from dualengine.settings import Settings
-from flows import behaviour_steps, knowledge_steps, steps
+from flows import behaviour_steps, knowledge_steps, serving_steps, steps
 
 DEFAULT_QUESTION = "What did the Normans' Viking ancestors raid before settling in Normandy?"
 
@@ -42,6 +42,7 @@ def dual_engine_flow(
     training = behaviour_steps.train_adapter(settings, raft, live, version)
     challenger = behaviour_steps.register_challenger(settings, training, live, version)
     decision = behaviour_steps.promotion_gate(settings, paths, challenger)
+    hybrid = serving_steps.register_hybrid_model(settings)
     answer = steps.answer_sample(
         settings, question, groups or settings.params()["retrieval"]["default_groups"]
     )
@@ -57,6 +58,7 @@ def dual_engine_flow(
         "decision": {k: v for k, v in decision.items() if k != "table"},
         "gate_table": decision["table"],
         "answer": answer,
+        "hybrid": hybrid,
     }
     create_markdown_artifact(
         key="dual-engine-summary",
@@ -68,6 +70,8 @@ def dual_engine_flow(
             + ", ".join(f"{k} {v:.3f}" for k, v in decision["metrics"].items())
             + f"\n- champion: v{decision['champion_after']} "
             f"({'promoted' if decision['promoted'] else 'unchanged'}: {decision['reason']})\n"
+            + f"- served hybrid model v{hybrid['hybrid_version']} "
+            f"(generator {hybrid['generator_version']})\n"
             + f"- sample answer (model {answer['model_version']}): **{answer['answer']}** citing "
             + ", ".join(f"`{c['passage_id']}`" for c in answer["citations"])
         ),

@@ -9,7 +9,7 @@ from prefect.artifacts import create_markdown_artifact
 
 from dualengine.settings import Settings
 from flows import behaviour_steps as bs
-from flows import steps
+from flows import serving_steps, steps
 
 
 def live_index_info(settings: Settings) -> dict[str, Any]:
@@ -72,7 +72,10 @@ def promote_flow(profile: str | None = None, version: str | None = None) -> dict
             raise LookupError(f"model '{name}' has no challenger: run `dualengine finetune`")
         version = str(found.version)
     paths = sample_dataset_paths(settings.data_dir, settings.params())
-    return bs.promotion_gate(settings, paths, version)
+    decision = bs.promotion_gate(settings, paths, version)
+    if decision["promoted"]:
+        decision["hybrid"] = serving_steps.register_hybrid_model(settings)
+    return decision
 
 
 @flow(name="rollback-model", log_prints=True)
@@ -82,6 +85,7 @@ def rollback_model_flow() -> dict[str, str]:
 
     name = Settings().params()["registry"]["model_name"]
     before, after = registry.rollback_champion(name)
+    serving_steps.register_hybrid_model(Settings())
     create_markdown_artifact(
         key="model-rollback",
         markdown=f"## Model rollback\n\n`{name}` champion: v{before} → v{after}",

@@ -73,13 +73,18 @@ def gate_on_reports(reports, key: str, title: str, description: str) -> None:
 
 
 def answer(
-    settings: Settings, question: str, groups: list[str] | None, caller: str = "cli"
+    settings: Settings,
+    question: str,
+    groups: list[str] | None,
+    caller: str = "cli",
+    conflict_check: bool | None = None,
 ) -> dict[str, Any]:
     """Answer from the champion adapter and the live index (plain function, used by the CLI)."""
     from dualengine.api import open_engine
 
-    with open_engine(settings, caller=caller) as engine:
-        return engine.ask(question, groups).as_dict()
+    log = bool(settings.params()["answer"]["log_queries"])
+    with open_engine(settings, caller=caller, log_queries=log) as engine:
+        return engine.ask(question, groups, conflict_check).as_dict()
 
 
 @task(name="answer-sample-question", **STEP)

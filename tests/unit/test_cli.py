@@ -23,6 +23,9 @@ COMMANDS = [
     ["promote"],
     ["build-raft"],
     ["prepare-data"],
+    ["evaluate"],
+    ["register-hybrid"],
+    ["serve-model"],
 ]
 
 

@@ -1,0 +1,153 @@
+"""Prefect tasks of the attribution evaluation: held-out items, scoring, records and report."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+from dualengine.progress import progress
+from dualengine.settings import Settings
+from flows.behaviour_steps import search_questions
+from tasks.data import read_jsonl, sample_dataset_paths, sec10q_paths
+
+STEP = {"cache_policy": NO_CACHE, "persist_result": False}
+
+
+def set_paths(settings: Settings, name: str) -> tuple[Path, Path]:
+    """Corpus and held-out questions of a bundled evaluation set."""
+    if name == "xquad":
+        paths = sample_dataset_paths(settings.data_dir, settings.params())
+        return paths.corpus, paths.eval
+    if name == "sec10q":
+        return sec10q_paths(settings.data_dir)
+    raise ValueError(f"unknown evaluation set {name!r} (known: xquad, sec10q)")
+
+
+@task(name="attribution-items", **STEP)
+def attribution_items(settings: Settings, name: str, questions: int) -> list[dict[str, Any]]:
+    """Sampled held-out questions with their retrieved passages (the caller groups of
+    `retrieval.default_groups`), the oracle window of their gold document, and recall@k."""
+    from tasks.grounding import oracle_passage
+    from tasks.retrieval import doc_ranking
+
+    params = settings.params()
+    corpus_path, eval_path = set_paths(settings, name)
+    corpus = {str(d["id"]): d for d in read_jsonl(corpus_path)}
+    rows = read_jsonl(eval_path)
+    rows = random.Random(params["training"]["seed"]).sample(rows, min(questions, len(rows)))
+    k = int(params["retrieval"]["top_k"])
+    n = int(params["retrieval"]["context_passages"])
+    words = int(params["training"]["raft"]["passage_words"])
+    hits = search_questions(
+        settings, [r["question"] for r in rows], k, params["retrieval"]["default_groups"]
+    )
+    items = []
+    for row, found in zip(rows, hits, strict=True):
+        relevant = [str(i) for i in row["relevant_ids"]]
+        top = set(doc_ranking([p.passage_id for p in found])[:k])
+        items.append(
+            {
+                "id": row.get("id"),
+                "question": row["question"],
+                "answer": row["answer"],
+                "relevant_ids": relevant,
+                "retrieved": [p.as_dict() for p in found[:n]],
+                "oracle": [oracle_passage(corpus[relevant[0]], row["answer"], words)],
+                "recall": len(top & set(relevant)) / len(relevant),
+            }
+        )
+    return items
+
+
+@task(name="score-conditions", **STEP)
+def score_model_conditions(
+    settings: Settings, generator, label: str, items: list[dict[str, Any]], max_new_tokens: int
+) -> tuple[dict[str, dict[str, list[float]]], dict[str, list[str]]]:
+    """One model's answers and scores in the three context conditions, with progress."""
+    from tasks.attribution import score_conditions
+
+    params = settings.params()
+    with progress(f"evaluate: {label}", 3 * len(items), key=f"evaluate-{label}") as bar:
+        return score_conditions(
+            generator,
+            settings.training_params()["system_prompt"],
+            " ".join(params["answer"]["closed_book_prompt"].split()),
+            items,
+            max_new_tokens,
+            on_batch=bar.advance,
+        )
+
+
+@task(name="record-attribution", **STEP)
+def record_attribution(
+    settings: Settings, sections: list[dict[str, Any]], meta: dict[str, Any]
+) -> dict[str, Any]:
+    """MLflow run (metrics, table, gaps, HTML report), Prefect table + markdown artifacts."""
+    import mlflow
+    from tasks import tracking
+    from tasks.attribution import GAP_METRICS, METRICS, markdown_gaps, markdown_table
+    from tasks.report import html_report
+
+    report = html_report("dualengine component attribution", sections, meta)
+    out_dir = settings.state / "reports"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    html_path = out_dir / f"attribution-{meta['finetuned_version']}.html"
+    html_path.write_text(report, encoding="utf-8")
+    tracking.use_experiment("dualengine-evaluation")
+    with mlflow.start_run(run_name=f"attribution-g{meta['finetuned_version']}") as run:
+        mlflow.set_tags({k: str(v) for k, v in meta.items()})
+        mlflow.log_params({k: str(v)[:250] for k, v in meta.items()})
+        for section in sections:
+            name = section["set"]
+            for r in section["rows"]:
+                mlflow.log_metrics(
+                    {f"{name}.{r['model']}.{r['context']}.{m}": r[m] for m in METRICS}
+                )
+            for gap, per_metric in section["gaps"].items():
+                mlflow.log_metrics(
+                    {f"{name}.{gap}.{m}": per_metric[m]["mean"] for m in GAP_METRICS}
+                )
+            mlflow.log_metric(f"{name}.conflict_rate", section["conflict_rate"])
+            rows = section["rows"]
+            mlflow.log_table({k: [r[k] for r in rows] for k in rows[0]}, f"attribution_{name}.json")
+            mlflow.log_dict(section["gaps"], f"gaps_{name}.json")
+            tracking.log_dataset(
+                [{k: i[k] for k in ("id", "question", "answer")} for i in section["items"]],
+                section["eval_path"],
+                f"{name}-held-out",
+                "evaluation",
+                meta["data_version"],
+            )
+        mlflow.log_text(report, "attribution_report.html")
+    for section in sections:
+        create_table_artifact(
+            key=f"attribution-{section['set'].replace('_', '-')}",
+            table=[
+                {"model": r["model"], "context": r["context"]}
+                | {m: f"{r[m]:.3f} [{r[f'{m}_low']:.3f}, {r[f'{m}_high']:.3f}]" for m in METRICS}
+                for r in section["rows"]
+            ],
+            description=f"Attribution on {section['set']}: mean [95% bootstrap CI]",
+        )
+    create_markdown_artifact(
+        key="attribution-report",
+        markdown="# Component attribution\n\n"
+        + "\n\n".join(
+            f"## {s['set']}\n\n{markdown_table(s['rows'])}\n\n{markdown_gaps(s['gaps'])}\n\n"
+            f"**Diagnosis:** {s['diagnosis']}\n\nConflict rate (closed-book vs grounded, "
+            f"fine-tuned): {s['conflict_rate']:.3f}"
+            for s in sections
+        )
+        + f"\n\nMLflow run `{run.info.run_id}`; HTML report `{html_path}`.\n\n```json\n"
+        + json.dumps(meta, indent=2)
+        + "\n```",
+        description="Which engine contributes what",
+    )
+    get_run_logger().info("attribution report: %s (MLflow run %s)", html_path, run.info.run_id)
+    return {"run_id": run.info.run_id, "html": str(html_path)}

@@ -1,0 +1,55 @@
+"""Prefect task: package the hybrid system (pinned generator + index alias) as a pyfunc version."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from dualengine.settings import Settings
+
+STEP = {"cache_policy": NO_CACHE, "persist_result": False}
+
+
+@task(name="register-hybrid-model", **STEP)
+def register_hybrid_model(
+    settings: Settings, generator: str = "champion", only_if_changed: bool = True
+) -> dict[str, Any]:
+    """Register a `dualengine-hybrid` version pinning the generator (alias or version; the base
+    model while no champion exists) and make it the served `champion`. With only_if_changed,
+    nothing is registered when the served version already pins that generator."""
+    from dualengine.hybrid_model import register_hybrid
+    from dualengine.models import base_model_path
+    from tasks import registry
+
+    params = settings.params()
+    gen_name = params["registry"]["model_name"]
+    hybrid_name = params["registry"]["hybrid_model_name"]
+    found = registry.version_by_alias(gen_name, generator) if not generator.isdigit() else None
+    if generator.isdigit() or found is not None:
+        version, adapter = registry.download_version(
+            gen_name, generator, settings.cache_dir / "adapters"
+        )
+        pinned, base = str(version.version), (version.tags or {}).get("base_model")
+    else:
+        pinned, adapter, base = "base", None, base_model_path(settings)
+    served = registry.version_by_alias(hybrid_name, registry.CHAMPION)
+    if only_if_changed and served and (served.tags or {}).get("generator_version") == pinned:
+        get_run_logger().info("hybrid v%s already serves generator %s", served.version, pinned)
+        return {
+            "hybrid_version": str(served.version),
+            "generator_version": pinned,
+            "new": False,
+        }
+    hybrid = register_hybrid(settings, pinned, adapter, base)
+    create_markdown_artifact(
+        key="hybrid-model",
+        markdown=f"## `{hybrid_name}` v{hybrid} is now `champion`\n\n"
+        f"Pins generator `{gen_name}` {pinned} and index alias "
+        f"`{params['index']['alias']}`.\n\nServe it: `dualengine serve-model` "
+        f"(= `mlflow models serve -m models:/{hybrid_name}@champion --env-manager local`).",
+        description="Servable hybrid model",
+    )
+    return {"hybrid_version": hybrid, "generator_version": pinned, "new": True}
