@@ -209,4 +209,14 @@ def serve_command(settings: Settings, port: int, ref: str = "champion", workers:
     ]
 
 
-__all__ = ["HybridPyfunc", "register_hybrid", "serve_command", "model_uri", "PROJECT_ROOT"]
+def serve_env() -> dict[str, str]:
+    """The environment for `mlflow models serve`: this interpreter's bin folder first on PATH
+    (MLflow starts `uvicorn` by name)."""
+    import sys
+
+    env = os.environ.copy()
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+__all__ = ["HybridPyfunc", "model_uri", "register_hybrid", "serve_command", "serve_env"]

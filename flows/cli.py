@@ -552,14 +552,14 @@ def serve_model(
     workers: Annotated[int, typer.Option(help="Server worker processes.")] = 1,
 ) -> None:
     """Serve the registered hybrid model with `mlflow models serve` (POST /invocations)."""
-    from dualengine.hybrid_model import serve_command
+    from dualengine.hybrid_model import serve_command, serve_env
 
     settings = get_settings()
     _require_services(settings)
     services.export_endpoints(settings)
     command = serve_command(settings, port, version, workers)
     console.print(" ".join(command))
-    os.execvpe(command[0], command, os.environ.copy())
+    os.execvpe(command[0], command, serve_env())
 
 
 @app.command()

@@ -3,7 +3,8 @@
 `HybridEngine` is the one answer path behind `dualengine ask`, the Python API
 (`dualengine.api.open_engine`) and the MLflow pyfunc model: retrieve (hybrid, filtered by the
 caller's groups) → prompt with the passages → generate → answer with citations (passage id,
-title, score, a verbatim supporting sentence) and a timing breakdown. When the best passage is
+title, score, a verbatim supporting sentence; only passages that back the answer or that the
+model cited), the sources it was shown, and a timing breakdown. When the best passage is
 not similar enough to the question, or the model answers that the passages lack the answer, it
 says so instead of inventing. Optionally the closed-book answer is generated too and a factual
 disagreement is flagged (the grounded answer wins). Every answer can go to the query log.
@@ -43,6 +44,7 @@ class HybridAnswer:
     answer: str
     answered: bool
     citations: list[Citation]
+    sources: list[dict[str, Any]]
     model_version: str | None
     index_collection: str | None
     groups: list[str]
@@ -206,6 +208,15 @@ class HybridEngine:
             answer=text,
             answered=answered,
             citations=cite(context, text, cited) if answered else [],
+            sources=[
+                {
+                    "passage_id": p.passage_id,
+                    "title": p.title,
+                    "score": round(p.score, 4),
+                    "similarity": p.similarity,
+                }
+                for p in context
+            ],
             model_version=self.model_version,
             index_collection=alias_target(self.client, self.config.alias),
             groups=sorted(groups or []),

@@ -41,6 +41,7 @@ def _test_params() -> Path:
     params = yaml.safe_load((Path(__file__).parent.parent / "params.yaml").read_text())
     params["knowledge"] = {"corpora": ["xquad"], "eval_sets": ["xquad"]}
     params["index"]["gate_max_questions"] = 60
+    params["evaluation"] |= {"sets": ["xquad"], "questions": 8}
     path = _STATE / "params.yaml"
     path.write_text(yaml.safe_dump(params, allow_unicode=True))
     return path

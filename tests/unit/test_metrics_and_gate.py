@@ -2,9 +2,9 @@
 
 import pytest
 
+from tasks.evaluation import exact_match, normalize_answer, token_f1
 from tasks.grounding import supports
 from tasks.hybrid import cite
-from tasks.evaluation import exact_match, normalize_answer, token_f1
 from tasks.prompting import clean_answer
 from tasks.retrieval import Passage, recall_at_k
 
