@@ -188,7 +188,9 @@ def model_uri(settings: Settings, ref: str = "champion") -> str:
     return f"models:/{name}/{ref}" if ref.isdigit() else f"models:/{name}@{ref}"
 
 
-def serve_command(settings: Settings, port: int, ref: str = "champion", workers: int = 1):
+def serve_command(
+    settings: Settings, port: int, ref: str = "champion", workers: int = 1, timeout: int = 300
+) -> list[str]:
     """The `mlflow models serve` command line for a hybrid version (local environment)."""
     import sys
 
@@ -206,6 +208,8 @@ def serve_command(settings: Settings, port: int, ref: str = "champion", workers:
         str(port),
         "--workers",
         str(workers),
+        "--timeout",
+        str(timeout),
     ]
 
 

@@ -1,4 +1,5 @@
-"""`dualengine status`: services, the champion and challenger, and the live index."""
+"""`dualengine status`: services, champion and challenger, the served hybrid model, the live
+index and the query log."""
 
 from __future__ import annotations
 
@@ -31,6 +32,32 @@ def _model_versions(settings: Settings) -> dict[str, Any]:
     return found
 
 
+def _served_hybrid(settings: Settings) -> dict[str, Any] | None:
+    from tasks import registry
+
+    version = registry.version_by_alias(
+        settings.params()["registry"]["hybrid_model_name"], registry.CHAMPION
+    )
+    if version is None:
+        return None
+    tags = version.tags or {}
+    return {
+        "version": str(version.version),
+        "generator_version": tags.get("generator_version"),
+        "index_alias": tags.get("index_alias"),
+    }
+
+
+def _query_log(settings: Settings) -> dict[str, Any]:
+    from tasks.query_log import QueryLog
+
+    log = QueryLog(settings.query_log)
+    try:
+        return {"url": settings.query_log, "queries": log.count()}
+    finally:
+        log.close()
+
+
 def _live_index(settings: Settings) -> dict[str, Any]:
     from dualengine.weaviate_client import weaviate_client
     from tasks.indexing import alias_target, collection_count, read_manifest
@@ -59,10 +86,12 @@ def system_status(settings: Settings) -> dict[str, Any]:
     report: dict[str, Any] = {"services": services.status_dicts(rows), "models": {}, "index": {}}
     if healthy["mlflow"]:
         report["models"] = _model_versions(settings)
+        report["models"]["served_hybrid"] = _served_hybrid(settings)
     else:
         report["models"] = {"error": "MLflow is not reachable"}
     if healthy["weaviate"]:
         report["index"] = _live_index(settings)
     else:
         report["index"] = {"error": "Weaviate is not reachable"}
+    report["query_log"] = _query_log(settings)
     return report

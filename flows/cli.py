@@ -574,9 +574,10 @@ def status(as_json: JsonOption = False) -> None:
         print(json.dumps(report, indent=2, default=str))
         return
     _print_services([services.ServiceStatus(**s) for s in report["services"]], as_json=False)
-    for key in ("champion", "challenger"):
+    for key in ("champion", "challenger", "served_hybrid"):
         console.print(f"{key}: {report['models'].get(key)}")
     console.print(f"live index: {report['index']}")
+    console.print(f"query log: {report['query_log']}")
 
 
 def main(argv: list[str] | None = None) -> Any:
