@@ -52,6 +52,11 @@ class Settings(BaseSettings):
 
     torch_threads: int | None = None
 
+    webhook_port: int = Field(default=5056, description="MLflow webhook receiver (serve)")
+    webhook_secret: str | None = Field(
+        default=None, description="HMAC secret of the MLflow webhook; default: one in the state"
+    )
+
     query_log_url: str | None = Field(
         default=None,
         description="SQLAlchemy URL of the query log; default: SQLite in the state folder",

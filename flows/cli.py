@@ -563,6 +563,50 @@ def serve_model(
 
 
 @app.command()
+def monitor(
+    profile: ProfileOption = None,
+    emit: Annotated[
+        bool, typer.Option(help="Emit the degraded / data-updated events (repairs start).")
+    ] = True,
+    as_json: JsonOption = False,
+) -> None:
+    """Drift and health signals of both engines (ok / warn / degraded), events on degradation."""
+    settings = _settings(profile)
+    try:
+        result = _run_flow(
+            settings, "monitor_flow", "flows.monitor", profile=settings.profile, emit=emit
+        )
+    except LookupError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+    if as_json:
+        print(json.dumps(result, indent=2, default=str))
+        return
+    table = Table("engine", "signal", "value", "warn / degraded", "status", title="Monitor")
+    for s in result["signals"]:
+        value = "-" if s["value"] is None else f"{s['value']:.4g}"
+        table.add_row(s["engine"], s["name"], value, f"{s['warn']} / {s['degraded']}", s["status"])
+    Console(width=160).print(table)
+    console.print(f"status: {result['status']}; events: {result['events'] or 'none'}")
+
+
+@app.command()
+def serve(
+    profile: ProfileOption = None,
+    webhook: Annotated[
+        bool, typer.Option(help="Receive MLflow alias webhooks (model promoted in the UI).")
+    ] = True,
+) -> None:
+    """Serve every flow as a deployment: cron schedules, event triggers, UI forms (blocks)."""
+    settings = _settings(profile)
+    _require_services(settings)
+    services.export_endpoints(settings)
+    from flows.deployments import serve as serve_deployments
+
+    serve_deployments(settings, webhook=webhook)
+
+
+@app.command()
 def status(as_json: JsonOption = False) -> None:
     """Services, champion and challenger versions with metrics, and the live index."""
     settings = get_settings()

@@ -51,12 +51,22 @@ def ingest_to_jsonl(settings: Settings, folder: Path) -> Path:
     return out
 
 
+SAMPLES = ("xquad", "sec10q")
+
+
 @task(name="resolve-corpora", **STEP)
 def resolve_corpora(settings: Settings, corpus: list[str] | None) -> dict[str, str]:
-    """The corpora to index: given JSONL files or folders, or the bundled samples."""
-    if not corpus:
-        return {k: str(v) for k, v in sample_corpora(settings.data_dir, settings.params()).items()}
+    """The corpora to index: given JSONL files or folders, else params `knowledge.corpora`
+    (bundled sample names, or JSONL files and folders relative to the project folder)."""
     resolved: dict[str, str] = {}
+    if not corpus:
+        params = settings.params()
+        names = [c for c in params["knowledge"]["corpora"] if c in SAMPLES]
+        samples = sample_corpora(settings.data_dir, params | {"knowledge": {"corpora": names}})
+        resolved |= {k: str(v) for k, v in samples.items()}
+        corpus = [
+            str(settings.home / c) for c in params["knowledge"]["corpora"] if c not in SAMPLES
+        ]
     for item in corpus:
         path = Path(item)
         if not path.exists():

@@ -26,6 +26,8 @@ COMMANDS = [
     ["evaluate"],
     ["register-hybrid"],
     ["serve-model"],
+    ["monitor"],
+    ["serve"],
 ]
 
 

@@ -87,3 +87,40 @@ def test_query_log_round_trip(tmp_path):
     again = QueryLog(f"sqlite:///{tmp_path / 'q.db'}")
     assert again.count() == 2
     again.close()
+
+
+def test_webhook_signature_verification():
+    import json as _json
+    import time as _time
+
+    from tasks.webhooks import WebhookRejected, alias_created, sign, verify
+
+    body = _json.dumps(
+        {
+            "entity": "model_version_alias",
+            "action": "created",
+            "data": {"name": "m", "alias": "champion", "version": "3"},
+        }
+    )
+    now = str(int(_time.time()))
+    headers = {
+        "X-MLflow-Delivery-Id": "d1",
+        "X-MLflow-Timestamp": now,
+        "X-MLflow-Signature": sign("s3cret", "d1", now, body),
+    }
+    event = alias_created(verify("s3cret", headers, body.encode()))
+    assert (event.model, event.alias, event.version) == ("m", "champion", "3")
+    with pytest.raises(WebhookRejected, match="signature"):
+        verify("other", headers, body.encode())
+    with pytest.raises(WebhookRejected, match="signature"):
+        verify("s3cret", headers, body.replace('"3"', '"4"').encode())
+    old = str(int(_time.time()) - 3600)
+    stale = headers | {
+        "X-MLflow-Timestamp": old,
+        "X-MLflow-Signature": sign("s3cret", "d1", old, body),
+    }
+    with pytest.raises(WebhookRejected, match="old"):
+        verify("s3cret", stale, body.encode())
+    with pytest.raises(WebhookRejected, match="missing"):
+        verify("s3cret", {}, body.encode())
+    assert alias_created({"entity": "model_version", "action": "created"}) is None

@@ -1,0 +1,146 @@
+"""`dualengine serve`: every flow as a Prefect deployment with schedules, event triggers and
+typed parameters, served by this process (or by a process work pool, see the README).
+
+| deployment | schedule | triggers |
+|---|---|---|
+| monitor/hourly | `schedules.monitor` | — |
+| reindex/nightly | `schedules.reindex` | dualengine.knowledge.degraded, dualengine.data.updated |
+| retrain/on-drift | — | dualengine.behaviour.degraded (one at a time, cooldown) |
+| evaluate/on-promotion | — | dualengine.model.promoted (the promoted version) |
+| the rest (dual-engine, finetune, promote, …) | — | — (start them from the Prefect UI) |
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dualengine.settings import Settings
+
+EVENTS = {
+    "knowledge": "dualengine.knowledge.degraded",
+    "behaviour": "dualengine.behaviour.degraded",
+    "data": "dualengine.data.updated",
+    "promoted": "dualengine.model.promoted",
+}
+TRAINING_LIMIT = "dualengine-training"
+
+
+def build_deployments(settings: Settings) -> list[Any]:
+    """RunnerDeployments for every flow (nothing is sent to the server yet)."""
+    from prefect.events import DeploymentEventTrigger
+
+    from flows.dual_engine import dual_engine_flow
+    from flows.evaluate import evaluate_flow
+    from flows.finetune import finetune_flow, promote_flow, rollback_model_flow
+    from flows.monitor import monitor_flow
+    from flows.reindex import evaluate_retrieval_flow, reindex_flow, rollback_index_flow
+    from flows.retrain import retrain_flow
+    from flows.serving import register_hybrid_flow
+
+    schedules = settings.params()["schedules"]
+    profile = {"profile": settings.profile}
+
+    generator = settings.params()["registry"]["model_name"]
+
+    def trigger(name: str, event: str, resource: str, parameters: dict[str, Any] | None = None):
+        return DeploymentEventTrigger(
+            name=name,
+            expect={event},
+            match={"prefect.resource.id": resource},
+            parameters=parameters,
+        )
+
+    return [
+        monitor_flow.to_deployment(
+            "hourly",
+            cron=schedules["monitor"],
+            parameters=profile,
+            tags=["dualengine", "monitor"],
+            description="Drift and health signals of both engines; emits the repair events.",
+        ),
+        reindex_flow.to_deployment(
+            "nightly",
+            cron=schedules["reindex"],
+            triggers=[
+                trigger("knowledge degraded", EVENTS["knowledge"], "dualengine.engine.knowledge"),
+                trigger("new data version", EVENTS["data"], "dualengine.data.*"),
+            ],
+            tags=["dualengine", "knowledge"],
+            concurrency_limit=1,
+            description="Incremental re-index (nightly, and when the knowledge engine degrades).",
+        ),
+        retrain_flow.to_deployment(
+            "on-drift",
+            triggers=[
+                trigger(
+                    "behaviour degraded",
+                    EVENTS["behaviour"],
+                    "dualengine.engine.behaviour",
+                    profile | {"reason": "{{ event.event }} {{ event.id }}"},
+                )
+            ],
+            parameters=profile,
+            tags=["dualengine", "behaviour"],
+            description="finetune (RAFT data against the live index) → promote; one at a time.",
+        ),
+        evaluate_flow.to_deployment(
+            "on-promotion",
+            triggers=[
+                trigger(
+                    "champion moved",
+                    EVENTS["promoted"],
+                    f"mlflow.model.{generator}",
+                    profile | {"model": "{{ event.payload.version }}"},
+                )
+            ],
+            parameters=profile,
+            tags=["dualengine", "evaluation"],
+            description="Attribution evaluation of a newly promoted generator version.",
+        ),
+        *[
+            f.to_deployment("manual", parameters=params, tags=["dualengine", tag])
+            for f, params, tag in (
+                (dual_engine_flow, profile, "lifecycle"),
+                (finetune_flow, profile, "behaviour"),
+                (promote_flow, profile, "behaviour"),
+                (rollback_model_flow, {}, "behaviour"),
+                (reindex_flow, {}, "knowledge"),
+                (rollback_index_flow, {}, "knowledge"),
+                (evaluate_retrieval_flow, {}, "knowledge"),
+                (register_hybrid_flow, profile, "serving"),
+            )
+        ],
+    ]
+
+
+def ensure_training_limit() -> None:
+    """The global concurrency limit that keeps one training at a time."""
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+
+    async def upsert():
+        async with get_client() as client:
+            try:
+                await client.read_global_concurrency_limit_by_name(TRAINING_LIMIT)
+            except Exception:  # noqa: BLE001 - prefect raises ObjectNotFound subclasses
+                await client.create_global_concurrency_limit(
+                    GlobalConcurrencyLimitCreate(name=TRAINING_LIMIT, limit=1)
+                )
+
+    asyncio.run(upsert())
+
+
+def serve(settings: Settings, webhook: bool = True) -> None:
+    """Register every deployment and run their flow runs from this process until stopped."""
+    from prefect import serve as prefect_serve
+
+    ensure_training_limit()
+    if webhook:
+        from dualengine.webhook_receiver import register_webhook, start_receiver
+
+        server = start_receiver(settings)
+        host, port = server.server_address[:2]
+        register_webhook(settings, f"http://{host}:{port}/mlflow")
+    prefect_serve(*build_deployments(settings), limit=4)

@@ -1,0 +1,163 @@
+"""The monitors' signals: each turns measurements into a `Signal` with thresholds from
+params.yaml `monitor` (pure logic; the monitor flow gathers the measurements)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from tasks.drift import (
+    DEGRADED,
+    INSUFFICIENT,
+    OK,
+    WARN,
+    Signal,
+    centroid_distance,
+    classify,
+    mmd_permutation_test,
+)
+
+
+def staleness(plan, data_version: str, live_version: str | None, rule: dict) -> Signal:
+    """Documents of the current data missing from, or changed since, the live index."""
+    stale = len(plan.new) + len(plan.changed) + len(plan.removed)
+    return Signal(
+        "knowledge",
+        "staleness",
+        float(stale),
+        classify(stale, rule["warn"], rule["degraded"]),
+        rule["warn"],
+        rule["degraded"],
+        {
+            "new": plan.new[:20],
+            "changed": plan.changed[:20],
+            "removed": plan.removed[:20],
+            "data_version": data_version,
+            "live_data_version": live_version,
+        },
+    )
+
+
+def recall_drop(current: dict[str, float], baseline: dict[str, float], rule: dict) -> Signal:
+    """Golden-set recall@k now vs its value when the live index was promoted (worst set)."""
+    drops = {k: baseline[k] - v for k, v in current.items() if k in baseline}
+    value = max(drops.values()) if drops else None
+    return Signal(
+        "knowledge",
+        "golden_recall_drop",
+        value,
+        classify(value, rule["warn"], rule["degraded"]),
+        rule["warn"],
+        rule["degraded"],
+        {"current": current, "at_promotion": baseline},
+    )
+
+
+def low_score_share(similarities: list[float | None], floor: float, min_n: int, rule) -> Signal:
+    """Share of logged queries whose best passage is less similar than the answer floor."""
+    values = [s for s in similarities if s is not None]
+    share = sum(s < floor for s in values) / len(values) if len(values) >= min_n else None
+    return Signal(
+        "knowledge",
+        "low_score_share",
+        share,
+        classify(share, rule["warn"], rule["degraded"]),
+        rule["warn"],
+        rule["degraded"],
+        {"queries": len(values), "similarity_floor": floor},
+    )
+
+
+def corpus_distance(
+    queries: np.ndarray, golden: np.ndarray, centroid: np.ndarray, min_n: int, rule: dict
+) -> Signal:
+    """How much further logged queries sit from the corpus centroid than golden questions."""
+    value, detail = None, {"queries": len(queries)}
+    if len(queries) >= min_n and len(golden):
+        now, ref = centroid_distance(queries, centroid), centroid_distance(golden, centroid)
+        value, detail = now - ref, detail | {"queries_distance": now, "golden_distance": ref}
+    return Signal(
+        "knowledge",
+        "corpus_distance_increase",
+        value,
+        classify(value, rule["warn"], rule["degraded"]),
+        rule["warn"],
+        rule["degraded"],
+        detail,
+    )
+
+
+def embedding_drift(
+    reference: np.ndarray, current: np.ndarray, min_n: int, rule: dict, seed: int = 0
+) -> Signal:
+    """MMD permutation test of logged query embeddings against the training questions.
+
+    Degraded needs both a small p-value and an effect above `min_mmd2`, so a tiny shift that
+    a large sample makes "significant" does not retrain the model."""
+    if len(current) < min_n or len(reference) < min_n:
+        return Signal(
+            "behaviour",
+            "query_drift",
+            None,
+            INSUFFICIENT,
+            rule["warn"],
+            rule["degraded"],
+            {"queries": len(current)},
+        )
+    test = mmd_permutation_test(
+        reference, current, int(rule["permutations"]), int(rule["sample_cap"]), seed
+    )
+    p = test["p_value"]
+    status = OK
+    if p <= rule["degraded"] and test["mmd2"] >= rule["min_mmd2"]:
+        status = DEGRADED
+    elif p <= rule["warn"]:
+        status = WARN
+    return Signal("behaviour", "query_drift", p, status, rule["warn"], rule["degraded"], test)
+
+
+def oracle_f1_drop(current: float | None, at_promotion: float | None, rule: dict) -> Signal:
+    """Golden-set F1 with the oracle passage now vs the champion's value at promotion."""
+    value = None if current is None or at_promotion is None else at_promotion - current
+    return Signal(
+        "behaviour",
+        "golden_oracle_f1_drop",
+        value,
+        classify(value, rule["warn"], rule["degraded"]),
+        rule["warn"],
+        rule["degraded"],
+        {"current": current, "at_promotion": at_promotion},
+    )
+
+
+def conflict_rate(flags: list[bool | None], min_n: int, rule: dict) -> Signal:
+    """Share of conflict-checked queries whose closed-book answer contradicted the grounded one."""
+    checked = [f for f in flags if f is not None]
+    rate = sum(checked) / len(checked) if len(checked) >= min_n else None
+    return Signal(
+        "behaviour",
+        "conflict_rate",
+        rate,
+        classify(rate, rule["warn"], rule["degraded"]),
+        rule["warn"],
+        rule["degraded"],
+        {"checked_queries": len(checked)},
+    )
+
+
+def engine_status(signals: list[Signal], engine: str) -> str:
+    """degraded if any of the engine's signals is degraded, else warn if any warns, else ok."""
+    statuses = {s.status for s in signals if s.engine == engine}
+    if DEGRADED in statuses:
+        return DEGRADED
+    return WARN if WARN in statuses else OK
+
+
+def evidence(signals: list[Signal], engine: str) -> dict[str, Any]:
+    """What a degraded event carries: the engine's non-ok signals with their numbers."""
+    return {
+        s.name: {"value": s.value, "status": s.status, "detail": s.detail}
+        for s in signals
+        if s.engine == engine and s.status in (WARN, DEGRADED)
+    }
