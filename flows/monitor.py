@@ -12,7 +12,7 @@ from flows.knowledge_steps import resolve_corpora
 from tasks.monitoring import engine_status
 
 
-@flow(name="monitor", log_prints=True)
+@flow(name="monitor", log_prints=True, persist_result=True)
 def monitor_flow(profile: str | None = None, emit: bool = True) -> dict[str, Any]:
     """Knowledge signals (staleness, golden recall, low-score share, query-vs-corpus distance)
     and behaviour signals (query drift vs training questions, golden oracle F1, conflict rate),
