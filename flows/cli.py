@@ -596,13 +596,28 @@ def serve(
     webhook: Annotated[
         bool, typer.Option(help="Receive MLflow alias webhooks (model promoted in the UI).")
     ] = True,
+    pool: Annotated[
+        str | None,
+        typer.Option(help="Deploy to this process work pool for `prefect worker start` instead."),
+    ] = None,
+    only: Annotated[
+        list[str] | None, typer.Option(help="With --pool: only these flows (repeatable).")
+    ] = None,
 ) -> None:
     """Serve every flow as a deployment: cron schedules, event triggers, UI forms (blocks)."""
     settings = _settings(profile)
     _require_services(settings)
     services.export_endpoints(settings)
+    from flows.deployments import deploy_to_pool
     from flows.deployments import serve as serve_deployments
 
+    if pool:
+        ids = deploy_to_pool(settings, pool, only)
+        console.print(
+            f"{len(ids)} deployments on work pool '{pool}'; start workers with "
+            f"`prefect worker start --pool {pool}`"
+        )
+        return
     serve_deployments(settings, webhook=webhook)
 
 

@@ -12,6 +12,7 @@ typed parameters, served by this process (or by a process work pool, see the REA
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from dualengine.settings import Settings
@@ -25,8 +26,8 @@ EVENTS = {
 TRAINING_LIMIT = "dualengine-training"
 
 
-def build_deployments(settings: Settings) -> list[Any]:
-    """RunnerDeployments for every flow (nothing is sent to the server yet)."""
+def deployment_specs(settings: Settings) -> list[tuple[Any, str, dict[str, Any]]]:
+    """(flow, deployment name, deployment options) for every flow."""
     from prefect.events import DeploymentEventTrigger
 
     from flows.dual_engine import dual_engine_flow
@@ -38,9 +39,8 @@ def build_deployments(settings: Settings) -> list[Any]:
     from flows.serving import register_hybrid_flow
 
     schedules = settings.params()["schedules"]
-    profile = {"profile": settings.profile}
-
     generator = settings.params()["registry"]["model_name"]
+    profile = {"profile": settings.profile}
 
     def trigger(name: str, event: str, resource: str, parameters: dict[str, Any] | None = None):
         return DeploymentEventTrigger(
@@ -50,67 +50,115 @@ def build_deployments(settings: Settings) -> list[Any]:
             parameters=parameters,
         )
 
-    return [
-        monitor_flow.to_deployment(
+    specs: list[tuple[Any, str, dict[str, Any]]] = [
+        (
+            monitor_flow,
             "hourly",
-            cron=schedules["monitor"],
-            parameters=profile,
-            tags=["dualengine", "monitor"],
-            description="Drift and health signals of both engines; emits the repair events.",
+            {
+                "cron": schedules["monitor"],
+                "parameters": profile,
+                "tags": ["dualengine", "monitor"],
+                "description": "Drift and health signals of both engines; emits repair events.",
+            },
         ),
-        reindex_flow.to_deployment(
+        (
+            reindex_flow,
             "nightly",
-            cron=schedules["reindex"],
-            triggers=[
-                trigger("knowledge degraded", EVENTS["knowledge"], "dualengine.engine.knowledge"),
-                trigger("new data version", EVENTS["data"], "dualengine.data.*"),
-            ],
-            tags=["dualengine", "knowledge"],
-            concurrency_limit=1,
-            description="Incremental re-index (nightly, and when the knowledge engine degrades).",
+            {
+                "cron": schedules["reindex"],
+                "triggers": [
+                    trigger(
+                        "knowledge degraded", EVENTS["knowledge"], "dualengine.engine.knowledge"
+                    ),
+                    trigger("new data version", EVENTS["data"], "dualengine.data.*"),
+                ],
+                "tags": ["dualengine", "knowledge"],
+                "concurrency_limit": 1,
+                "description": "Incremental re-index (nightly, and when knowledge degrades).",
+            },
         ),
-        retrain_flow.to_deployment(
+        (
+            retrain_flow,
             "on-drift",
-            triggers=[
-                trigger(
-                    "behaviour degraded",
-                    EVENTS["behaviour"],
-                    "dualengine.engine.behaviour",
-                    profile | {"reason": "{{ event.event }} {{ event.id }}"},
-                )
-            ],
-            parameters=profile,
-            tags=["dualengine", "behaviour"],
-            description="finetune (RAFT data against the live index) → promote; one at a time.",
+            {
+                "triggers": [
+                    trigger(
+                        "behaviour degraded",
+                        EVENTS["behaviour"],
+                        "dualengine.engine.behaviour",
+                        profile | {"reason": "{{ event.event }} {{ event.id }}"},
+                    )
+                ],
+                "parameters": profile,
+                "tags": ["dualengine", "behaviour"],
+                "description": "finetune (RAFT data against the live index) → promote.",
+            },
         ),
-        evaluate_flow.to_deployment(
+        (
+            evaluate_flow,
             "on-promotion",
-            triggers=[
-                trigger(
-                    "champion moved",
-                    EVENTS["promoted"],
-                    f"mlflow.model.{generator}",
-                    profile | {"model": "{{ event.payload.version }}"},
-                )
-            ],
-            parameters=profile,
-            tags=["dualengine", "evaluation"],
-            description="Attribution evaluation of a newly promoted generator version.",
+            {
+                "triggers": [
+                    trigger(
+                        "champion moved",
+                        EVENTS["promoted"],
+                        f"mlflow.model.{generator}",
+                        profile | {"model": "{{ event.payload.version }}"},
+                    )
+                ],
+                "parameters": profile,
+                "tags": ["dualengine", "evaluation"],
+                "description": "Attribution evaluation of a newly promoted generator version.",
+            },
         ),
-        *[
-            f.to_deployment("manual", parameters=params, tags=["dualengine", tag])
-            for f, params, tag in (
-                (dual_engine_flow, profile, "lifecycle"),
-                (finetune_flow, profile, "behaviour"),
-                (promote_flow, profile, "behaviour"),
-                (rollback_model_flow, {}, "behaviour"),
-                (reindex_flow, {}, "knowledge"),
-                (rollback_index_flow, {}, "knowledge"),
-                (evaluate_retrieval_flow, {}, "knowledge"),
-                (register_hybrid_flow, profile, "serving"),
-            )
-        ],
     ]
+    for f, params, tag in (
+        (dual_engine_flow, profile, "lifecycle"),
+        (finetune_flow, profile, "behaviour"),
+        (promote_flow, profile, "behaviour"),
+        (rollback_model_flow, {}, "behaviour"),
+        (reindex_flow, {}, "knowledge"),
+        (rollback_index_flow, {}, "knowledge"),
+        (evaluate_retrieval_flow, {}, "knowledge"),
+        (register_hybrid_flow, profile, "serving"),
+    ):
+        specs.append((f, "manual", {"parameters": params, "tags": ["dualengine", tag]}))
+    return specs
+
+
+def build_deployments(settings: Settings) -> list[Any]:
+    """RunnerDeployments for every flow (nothing is sent to the server yet)."""
+    return [f.to_deployment(name, **options) for f, name, options in deployment_specs(settings)]
+
+
+def deploy_to_pool(settings: Settings, pool: str, only: list[str] | None = None) -> list[str]:
+    """The same deployments on a process work pool (code from this checkout), for workers
+    started with `prefect worker start --pool POOL`; `only` limits it to these flow names.
+    Returns the deployment ids."""
+    import asyncio
+    import inspect
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+
+    from dualengine.settings import PROJECT_ROOT
+
+    async def ensure_pool():
+        async with get_client() as client:
+            try:
+                await client.read_work_pool(pool)
+            except Exception:  # noqa: BLE001 - ObjectNotFound
+                await client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
+
+    asyncio.run(ensure_pool())
+    ids = []
+    for f, name, options in deployment_specs(settings):
+        if only and f.name not in only:
+            continue
+        path = Path(inspect.getfile(f.fn)).resolve().relative_to(PROJECT_ROOT)
+        source = f.from_source(str(PROJECT_ROOT), f"{path.as_posix()}:{f.fn.__name__}")
+        ids.append(str(source.deploy(name, work_pool_name=pool, print_next_steps=False, **options)))
+    return ids
 
 
 def ensure_training_limit() -> None:

@@ -19,16 +19,29 @@ from tasks.drift import (
 )
 
 
+def rated(
+    engine: str, name: str, value: float | None, rule: dict, detail: dict[str, Any]
+) -> Signal:
+    """A signal whose status comes from its value and the rule's warn / degraded thresholds."""
+    return Signal(
+        engine,
+        name,
+        value,
+        classify(value, rule["warn"], rule["degraded"]),
+        rule["warn"],
+        rule["degraded"],
+        detail,
+    )
+
+
 def staleness(plan, data_version: str, live_version: str | None, rule: dict) -> Signal:
     """Documents of the current data missing from, or changed since, the live index."""
     stale = len(plan.new) + len(plan.changed) + len(plan.removed)
-    return Signal(
+    return rated(
         "knowledge",
         "staleness",
         float(stale),
-        classify(stale, rule["warn"], rule["degraded"]),
-        rule["warn"],
-        rule["degraded"],
+        rule,
         {
             "new": plan.new[:20],
             "changed": plan.changed[:20],
@@ -43,13 +56,11 @@ def recall_drop(current: dict[str, float], baseline: dict[str, float], rule: dic
     """Golden-set recall@k now vs its value when the live index was promoted (worst set)."""
     drops = {k: baseline[k] - v for k, v in current.items() if k in baseline}
     value = max(drops.values()) if drops else None
-    return Signal(
+    return rated(
         "knowledge",
         "golden_recall_drop",
         value,
-        classify(value, rule["warn"], rule["degraded"]),
-        rule["warn"],
-        rule["degraded"],
+        rule,
         {"current": current, "at_promotion": baseline},
     )
 
@@ -58,13 +69,11 @@ def low_score_share(similarities: list[float | None], floor: float, min_n: int, 
     """Share of logged queries whose best passage is less similar than the answer floor."""
     values = [s for s in similarities if s is not None]
     share = sum(s < floor for s in values) / len(values) if len(values) >= min_n else None
-    return Signal(
+    return rated(
         "knowledge",
         "low_score_share",
         share,
-        classify(share, rule["warn"], rule["degraded"]),
-        rule["warn"],
-        rule["degraded"],
+        rule,
         {"queries": len(values), "similarity_floor": floor},
     )
 
@@ -77,13 +86,11 @@ def corpus_distance(
     if len(queries) >= min_n and len(golden):
         now, ref = centroid_distance(queries, centroid), centroid_distance(golden, centroid)
         value, detail = now - ref, detail | {"queries_distance": now, "golden_distance": ref}
-    return Signal(
+    return rated(
         "knowledge",
         "corpus_distance_increase",
         value,
-        classify(value, rule["warn"], rule["degraded"]),
-        rule["warn"],
-        rule["degraded"],
+        rule,
         detail,
     )
 
@@ -120,13 +127,11 @@ def embedding_drift(
 def oracle_f1_drop(current: float | None, at_promotion: float | None, rule: dict) -> Signal:
     """Golden-set F1 with the oracle passage now vs the champion's value at promotion."""
     value = None if current is None or at_promotion is None else at_promotion - current
-    return Signal(
+    return rated(
         "behaviour",
         "golden_oracle_f1_drop",
         value,
-        classify(value, rule["warn"], rule["degraded"]),
-        rule["warn"],
-        rule["degraded"],
+        rule,
         {"current": current, "at_promotion": at_promotion},
     )
 
@@ -135,13 +140,11 @@ def conflict_rate(flags: list[bool | None], min_n: int, rule: dict) -> Signal:
     """Share of conflict-checked queries whose closed-book answer contradicted the grounded one."""
     checked = [f for f in flags if f is not None]
     rate = sum(checked) / len(checked) if len(checked) >= min_n else None
-    return Signal(
+    return rated(
         "behaviour",
         "conflict_rate",
         rate,
-        classify(rate, rule["warn"], rule["degraded"]),
-        rule["warn"],
-        rule["degraded"],
+        rule,
         {"checked_queries": len(checked)},
     )
 
