@@ -257,15 +257,15 @@ def promote(
 ) -> None:
     """Gate challenger vs champion vs base (F1/EM, NLL, guardrails, bootstrap CIs)."""
     settings = _settings(profile)
-    try:
-        result = _run_flow(
-            settings, "promote_flow", "flows.finetune", profile=settings.profile, version=version
-        )
-    except LookupError as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from exc
-    if as_json:
-        print(json.dumps(result, indent=2, default=str))
+    result = _report_flow(
+        settings,
+        "promote_flow",
+        "flows.finetune",
+        as_json,
+        profile=settings.profile,
+        version=version,
+    )
+    if result is None:
         return
     _print_gate(result["table"], result)
 
@@ -319,6 +319,22 @@ def _run_flow(
     except DatasetValidationError as exc:
         console.print(f"[red]Validation failed; nothing downstream ran.[/red]\n{exc}")
         raise typer.Exit(3) from exc
+
+
+def _report_flow(
+    settings: Settings, flow_name: str, module: str, as_json: bool, **kwargs: Any
+) -> dict[str, Any] | None:
+    """Run a flow; a missing model, index or service exits 2 with the message; with --json
+    the result is printed and None returned (the caller prints its table otherwise)."""
+    try:
+        result = _run_flow(settings, flow_name, module, **kwargs)
+    except LookupError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+    if as_json:
+        print(json.dumps(result, indent=2, default=str))
+        return None
+    return result
 
 
 @app.command()
@@ -478,21 +494,17 @@ def evaluate(
     from tasks.attribution import GAP_METRICS, METRICS
 
     settings = _settings(profile)
-    try:
-        result = _run_flow(
-            settings,
-            "evaluate_flow",
-            "flows.evaluate",
-            profile=settings.profile,
-            sets=sets,
-            questions=questions,
-            model=model,
-        )
-    except LookupError as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from exc
-    if as_json:
-        print(json.dumps(result, indent=2, default=str))
+    result = _report_flow(
+        settings,
+        "evaluate_flow",
+        "flows.evaluate",
+        as_json,
+        profile=settings.profile,
+        sets=sets,
+        questions=questions,
+        model=model,
+    )
+    if result is None:
         return
     out = Console(width=220)
     for section in result["sets"]:
@@ -572,15 +584,10 @@ def monitor(
 ) -> None:
     """Drift and health signals of both engines (ok / warn / degraded), events on degradation."""
     settings = _settings(profile)
-    try:
-        result = _run_flow(
-            settings, "monitor_flow", "flows.monitor", profile=settings.profile, emit=emit
-        )
-    except LookupError as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from exc
-    if as_json:
-        print(json.dumps(result, indent=2, default=str))
+    result = _report_flow(
+        settings, "monitor_flow", "flows.monitor", as_json, profile=settings.profile, emit=emit
+    )
+    if result is None:
         return
     table = Table("engine", "signal", "value", "warn / degraded", "status", title="Monitor")
     for s in result["signals"]:
