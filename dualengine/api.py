@@ -30,7 +30,7 @@ def load_generator_version(settings: Settings, model: str = "champion") -> tuple
     from tasks.generation import load_generator
 
     name = settings.params()["registry"]["model_name"]
-    max_length = settings.training_params()["max_length"]
+    max_length = settings.context_length()
     if model == "base" or (
         model == registry.CHAMPION and registry.version_by_alias(name, model) is None
     ):

@@ -58,9 +58,7 @@ class HybridPyfunc(mlflow.pyfunc.PythonModel):
             embedding_model=config["embedding_model"],
         )
         adapter = context.artifacts.get("adapter")
-        generator = load_generator(
-            config["base_model"], adapter, settings.training_params()["max_length"]
-        )
+        generator = load_generator(config["base_model"], adapter, settings.context_length())
         self.engine = engine_for(
             settings,
             generator,

@@ -105,6 +105,12 @@ class Settings(BaseSettings):
         merged["seed"] = training["seed"]
         return merged | self.training_overrides
 
+    def context_length(self) -> int:
+        """Tokens of prompt + answer when answering (the profile's `context_length`, else its
+        training `max_length`): retrieved chunks are longer than training passages."""
+        params = self.training_params()
+        return int(params.get("context_length") or params["max_length"])
+
     def with_training_override(self, **values: Any) -> Settings:
         """A copy whose training parameters are changed for one run (e.g. max_steps)."""
         return self.model_copy(update={"training_overrides": self.training_overrides | values})

@@ -349,7 +349,7 @@ def promotion_gate(settings: Settings, paths: DatasetPaths, challenger: str) -> 
     base = (chall_version.tags or {}).get("base_model") or base_model_path(settings)
 
     def score(label: str, version: str | None, adapter: str | None):
-        generator = _generator(base, adapter, tp["max_length"])
+        generator = _generator(base, adapter, settings.context_length())
         return score_model(
             label,
             version,
