@@ -87,10 +87,13 @@ def gate_items(settings: Settings, paths: DatasetPaths, limit: int) -> list[dict
 
 
 @task(name="build-raft-data", **STEP)
-def build_raft_data(settings: Settings, paths: DatasetPaths) -> dict[str, str]:
+def build_raft_data(
+    settings: Settings, paths: DatasetPaths, instructions: str | None = None
+) -> dict[str, str]:
     """RAFT examples for training questions (+ a held-out slice for eval loss), from the live
-    index; written to data/prepared/raft/ (the DVC `raft` stage's outputs)."""
-    from tasks.raft import build_raft_examples
+    index, plus plain (instruction, output) rows for tone and format rules when given;
+    written to data/prepared/raft/ (the DVC `raft` stage's outputs)."""
+    from tasks.raft import build_raft_examples, instruction_examples
 
     params = settings.params()
     tp = settings.training_params()
@@ -114,16 +117,20 @@ def build_raft_data(settings: Settings, paths: DatasetPaths) -> dict[str, str]:
         raft["passage_words"],
     )
     held = raft["eval_held_out"] if len(examples) > raft["eval_held_out"] * 2 else 0
+    extra = instruction_examples(read_jsonl(Path(instructions))) if instructions else []
+    training = examples[held:] + extra
+    random.Random(tp["seed"] + 1).shuffle(training)
     out = settings.raft_path
     train_path, eval_path = out / "train.jsonl", out / "eval.jsonl"
-    write_jsonl(train_path, examples[held:])
+    write_jsonl(train_path, training)
     write_jsonl(eval_path, examples[:held])
     version = files_version({"train": train_path, "eval": eval_path})
     refusals = sum(1 for e in examples if not e["oracle_included"])
     create_markdown_artifact(
         key="raft-data",
         markdown=f"## RAFT training data `{version}`\n\n{len(examples) - held} training and "
-        f"{held} held-out examples; {raft['distractors']} distractors each from the live index; "
+        f"{held} held-out examples; {len(extra)} instruction rows; "
+        f"{raft['distractors']} distractors each from the live index; "
         f"oracle left out in {refusals} (target: refusal).\n\nExample:\n```json\n"
         + json.dumps(examples[-1], indent=2, ensure_ascii=False)[:2500]
         + "\n```",

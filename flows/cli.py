@@ -211,6 +211,10 @@ def finetune(
     ] = None,
     train: Annotated[str | None, typer.Option(help="Training QA JSONL.")] = None,
     eval_set: Annotated[str | None, typer.Option("--eval", help="Held-out QA JSONL.")] = None,
+    instructions: Annotated[
+        str | None,
+        typer.Option(help="JSONL of {instruction, output} rows for tone and format rules."),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """RAFT data from the live index → GX/PII gate → LoRA via Accelerate → `challenger`."""
@@ -227,6 +231,7 @@ def finetune(
         corpus=corpus,
         train=train,
         eval=eval_set,
+        instructions=instructions,
     )
     if as_json:
         print(json.dumps(result, indent=2, default=str))

@@ -34,16 +34,18 @@ def finetune_flow(
     accelerate_config: str | None = None,
     num_processes: int = 1,
     max_steps: int | None = None,
+    instructions: str | None = None,
 ) -> dict[str, Any]:
-    """Build RAFT data against the live index, validate it, train a LoRA adapter and register
-    it as `challenger` (run `promote` to let the gate decide about `champion`)."""
+    """Build RAFT data against the live index (plus optional (instruction, output) rows),
+    validate it, train a LoRA adapter and register it as `challenger` (run `promote` to let
+    the gate decide about `champion`)."""
     overrides: dict[str, Any] = {"profile": profile} if profile else {}
     settings = Settings(**overrides)
     if max_steps is not None:
         settings = settings.with_training_override(max_steps=max_steps)
     paths, version = steps.prepare_data(settings, corpus, train, eval)
     index = live_index_info(settings)
-    raft = bs.build_raft_data(settings, paths)
+    raft = bs.build_raft_data(settings, paths, instructions)
     bs.validate_training_data(settings, raft)
     training = bs.train_adapter(
         settings, raft, index, version, resume, accelerate_config, num_processes

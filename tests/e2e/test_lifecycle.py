@@ -181,3 +181,38 @@ def test_personal_data_blocks_training(first_run, settings, tmp_path):
     assert out.returncode == 3, out.stderr[-2000:]
     assert "no PII" in out.stderr and rows[3]["id"] in out.stderr and "email" in out.stderr
     assert len(MlflowClient().search_model_versions(f"name='{name}'")) == before
+
+
+def test_instruction_rows_join_the_training_data_and_pass_the_same_gate(
+    first_run, settings, tmp_path
+):
+    from tasks.data import read_jsonl, write_jsonl
+
+    rows = [
+        {"id": "tone-1", "instruction": "Greet the user.", "output": "Hello."},
+        {"id": "tone-2", "instruction": "How do you cite?", "output": "With [n]."},
+    ]
+    clean = tmp_path / "instructions.jsonl"
+    write_jsonl(clean, rows)
+    tuned = json.loads(
+        cli(
+            "finetune",
+            "--profile",
+            "tiny",
+            "--max-steps",
+            "1",
+            "--instructions",
+            str(clean),
+            "--json",
+        ).stdout
+    )
+    assert tuned["training"]["steps"] == 1
+    trained = read_jsonl(settings.raft_path / "train.jsonl")
+    assert {r["id"] for r in trained if r.get("kind") == "instruction"} == {"tone-1", "tone-2"}
+    leaky = tmp_path / "leaky.jsonl"
+    write_jsonl(
+        leaky,
+        rows + [{"id": "tone-3", "instruction": "Contact?", "output": "mail bob@corp.example"}],
+    )
+    out = cli("finetune", "--profile", "tiny", "--instructions", str(leaky), check=False)
+    assert out.returncode == 3 and "tone-3" in out.stderr and "email" in out.stderr
