@@ -43,21 +43,34 @@ def _cached_embeddings(settings: Settings, key: str, texts: list[str]) -> np.nda
     return vectors
 
 
-def _corpus_centroid(settings: Settings, client, collection: str, stamp: str) -> np.ndarray:
-    path = settings.state / "monitor" / f"centroid-{collection}-{stamp.replace(':', '')}.npy"
-    if path.exists():
-        return np.load(path)
-    total, n = None, 0
-    for obj in client.collections.get(collection).iterator(include_vector=True):
-        vector = obj.vector.get("default") if isinstance(obj.vector, dict) else obj.vector
-        if vector:
-            v = np.asarray(vector, dtype=np.float64)
-            total = v if total is None else total + v
-            n += 1
-    centroid = total / n if n else np.zeros(1)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.save(path, centroid)
-    return centroid
+def golden_similarities(settings: Settings, client, collection: str, questions) -> list[float]:
+    """Best passage similarity of each golden question (the callers' default groups)."""
+    from tasks.retrieval import hybrid_search
+
+    params = settings.params()
+    vectors = _cached_embeddings(
+        settings,
+        "golden-" + hashlib.sha256("\n".join(questions).encode()).hexdigest()[:12],
+        questions,
+    )
+    return [
+        max(
+            (
+                p.similarity
+                for p in hybrid_search(
+                    client,
+                    collection,
+                    q,
+                    v.tolist(),
+                    1,
+                    float(params["retrieval"]["alpha"]),
+                    params["retrieval"]["default_groups"],
+                )
+            ),
+            default=0.0,
+        )
+        for q, v in zip(questions, vectors, strict=True)
+    ]
 
 
 @task(name="knowledge-signals", **STEP)
@@ -85,13 +98,10 @@ def knowledge_signals(
         eval_sets = load_eval_sets(settings, int(rules["golden_questions"]))
         modes = {"hybrid": float(params["retrieval"]["alpha"])}
         report = evaluate_collection(client, live, eval_sets, embedding_spec(settings), modes)
-        centroid = _corpus_centroid(settings, client, live, str(manifest.get("updated_at", "")))
+        golden_questions = [q["question"] for items in eval_sets.values() for q in items]
+        golden = golden_similarities(settings, client, live, golden_questions)
     metric = params["index"]["gate_metric"]
     current = {f"{name}.{metric}": m["hybrid"][metric] for name, m in report.items()}
-    embedded = np.asarray([q["embedding"] for q in queries if q["embedding"]], dtype=np.float64)
-    golden_questions = [q["question"] for items in eval_sets.values() for q in items]
-    key = hashlib.sha256("\n".join(golden_questions).encode()).hexdigest()[:12]
-    golden = _cached_embeddings(settings, f"golden-{key}", golden_questions)
     min_n = int(rules["min_queries"])
     signals = [
         monitoring.staleness(
@@ -107,7 +117,10 @@ def knowledge_signals(
             k_rules["low_score_share"],
         ),
         monitoring.corpus_distance(
-            embedded, golden, centroid, min_n, k_rules["corpus_distance_increase"]
+            [q["top_similarity"] for q in queries],
+            golden,
+            min_n,
+            k_rules["corpus_distance_increase"],
         ),
     ]
     context = {

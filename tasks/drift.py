@@ -87,12 +87,3 @@ def mmd_permutation_test(
         "reference_n": float(len(x)),
         "current_n": float(len(y)),
     }
-
-
-def centroid_distance(queries: np.ndarray, corpus_centroid: np.ndarray) -> float:
-    """Mean cosine distance of unit query vectors to the corpus's (normalised) centroid."""
-    c = np.asarray(corpus_centroid, dtype=np.float64)
-    c = c / (np.linalg.norm(c) or 1.0)
-    q = np.asarray(queries, dtype=np.float64)
-    q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
-    return float(np.mean(1.0 - q @ c))

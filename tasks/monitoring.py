@@ -13,7 +13,6 @@ from tasks.drift import (
     OK,
     WARN,
     Signal,
-    centroid_distance,
     classify,
     mmd_permutation_test,
 )
@@ -79,20 +78,19 @@ def low_score_share(similarities: list[float | None], floor: float, min_n: int, 
 
 
 def corpus_distance(
-    queries: np.ndarray, golden: np.ndarray, centroid: np.ndarray, min_n: int, rule: dict
+    query_similarities: list[float | None], golden_similarities: list[float], min_n: int, rule
 ) -> Signal:
-    """How much further logged queries sit from the corpus centroid than golden questions."""
-    value, detail = None, {"queries": len(queries)}
-    if len(queries) >= min_n and len(golden):
-        now, ref = centroid_distance(queries, centroid), centroid_distance(golden, centroid)
+    """How much further logged queries sit from their nearest passage than golden questions
+    do: mean (1 − best cosine similarity) of the queries minus that of the golden questions.
+    (A corpus centroid says little about a corpus of several domains; the nearest passage
+    does.)"""
+    values = [s for s in query_similarities if s is not None]
+    value, detail = None, {"queries": len(values)}
+    if len(values) >= min_n and golden_similarities:
+        now = 1.0 - sum(values) / len(values)
+        ref = 1.0 - sum(golden_similarities) / len(golden_similarities)
         value, detail = now - ref, detail | {"queries_distance": now, "golden_distance": ref}
-    return rated(
-        "knowledge",
-        "corpus_distance_increase",
-        value,
-        rule,
-        detail,
-    )
+    return rated("knowledge", "corpus_distance_increase", value, rule, detail)
 
 
 def embedding_drift(

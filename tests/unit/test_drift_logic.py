@@ -78,3 +78,12 @@ def test_engine_status_and_evidence():
     evidence = monitoring.evidence(signals, "knowledge")
     assert evidence["golden_recall_drop"]["value"] == pytest.approx(0.10)
     assert monitoring.evidence(signals, "behaviour") == {}
+
+
+def test_nearest_passage_distance_against_golden_questions():
+    rule = {"warn": 0.05, "degraded": 0.1}
+    far = monitoring.corpus_distance([0.3] * 40, [0.6] * 20, 30, rule)
+    assert far.value == pytest.approx(0.3) and far.status == DEGRADED
+    near = monitoring.corpus_distance([0.62] * 40, [0.6] * 20, 30, rule)
+    assert near.status == OK and near.value < 0
+    assert monitoring.corpus_distance([0.3] * 5, [0.6] * 20, 30, rule).status == INSUFFICIENT
