@@ -342,7 +342,7 @@ def _generator(base: str, adapter: str | None, max_length: int):
 def promotion_gate(settings: Settings, paths: DatasetPaths, challenger: str) -> dict[str, Any]:
     """Challenger vs champion vs base on held-out questions; champion moves only on evidence."""
     import mlflow
-    from tasks.gate import decide_promotion, score_model
+    from tasks.gate import HIGHER_IS_BETTER, decide_promotion, score_model
     from tasks.retrieval import recall_at_k
 
     params = settings.params()
@@ -433,6 +433,21 @@ def promotion_gate(settings: Settings, paths: DatasetPaths, challenger: str) -> 
         f"{'PROMOTED' if decision.promote else 'refused'}\n\n"
         f"Metric `{decision.metric}`, margin {decision.margin}.\n\n- "
         + decision.reason.replace("; ", "\n- ")
+        + "\n\nPaired gains of the challenger, mean [95% bootstrap CI] (NLL: reduction):\n\n"
+        + "| rival | "
+        + " | ".join(HIGHER_IS_BETTER)
+        + " |\n|---|"
+        + "---|" * len(HIGHER_IS_BETTER)
+        + "\n"
+        + "\n".join(
+            f"| {rival} | "
+            + " | ".join(
+                f"{g[m]['mean']:+.3f} [{g[m]['low']:+.3f}, {g[m]['high']:+.3f}]" if m in g else "-"
+                for m in HIGHER_IS_BETTER
+            )
+            + " |"
+            for rival, g in decision.gains.items()
+        )
         + "\n\nGuardrails:\n```json\n"
         + json.dumps(decision.guardrails, indent=2)
         + "\n```",
@@ -448,4 +463,5 @@ def promotion_gate(settings: Settings, paths: DatasetPaths, challenger: str) -> 
         "reason": decision.reason,
         "metrics": metrics,
         "table": decision.table,
+        "gains": decision.gains,
     }

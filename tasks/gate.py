@@ -130,6 +130,7 @@ class GateDecision:
     comparisons: dict[str, dict[str, float]]
     guardrails: dict[str, dict[str, float]]
     table: list[dict[str, Any]]
+    gains: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -186,8 +187,22 @@ def decide_promotion(
         for m, ci in model.summary(seed, n_boot).items():
             row[m] = f"{ci['mean']:.3f} [{ci['low']:.3f}, {ci['high']:.3f}]"
         table.append(row)
+    # every metric's paired gain over every rival (sign: positive = challenger better)
+    gains = {
+        rival.name: {
+            m: paired_difference(
+                [(1.0 if up else -1.0) * v for v in challenger.per_question[m]],
+                [(1.0 if up else -1.0) * v for v in rival.per_question[m]],
+                seed,
+                n_boot,
+            )
+            for m, up in HIGHER_IS_BETTER.items()
+            if m in challenger.per_question and m in rival.per_question
+        }
+        for rival in rivals
+    }
     return GateDecision(
-        promote, "; ".join(reasons), metric, margin, comparisons, rail_report, table
+        promote, "; ".join(reasons), metric, margin, comparisons, rail_report, table, gains
     )
 
 

@@ -121,7 +121,11 @@ def test_gate_promotes_only_a_clear_winner():
     worse = scores("challenger", 0.3, 1.0)
     refused = decide_promotion(worse, [base, champion], "f1_retrieved", 0.02, 0.05, 1)
     assert not refused.promote and "vs champion" in refused.reason
-    assert decide_promotion(better, [base], "nll", 0.0, 0.05, 1).promote  # lower NLL wins
+    by_nll = decide_promotion(better, [base], "nll", 0.0, 0.05, 1)
+    assert by_nll.promote  # lower NLL wins
+    # whatever the gate metric, the evidence carries every metric's paired gain per rival
+    assert by_nll.gains["base"]["f1_retrieved"]["mean"] == pytest.approx(0.3)
+    assert by_nll.gains["base"]["nll"]["mean"] == pytest.approx(1.0)  # a reduction is a gain
 
 
 def test_gate_refuses_a_guardrail_regression():
