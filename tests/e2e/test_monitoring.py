@@ -156,7 +156,10 @@ def test_a_new_filings_are_indexed_hands_free(served, settings):
     staleness = next(s for s in degraded["signals"] if s["name"] == "staleness")
     assert staleness["status"] == "degraded" and staleness["detail"]["new"]
     assert degraded["events"]["dualengine.knowledge.degraded"] == "emitted"
-    (event,) = events("dualengine.knowledge.degraded", start)
+    # the server stores events asynchronously: wait until it lists the one just emitted
+    (event,) = wait_for(
+        "the degraded event", lambda: events("dualengine.knowledge.degraded", start)
+    )
     assert event.payload["signals"]["staleness"]["status"] == "degraded"
     reindexed = wait_for(
         "the reindex deployment to finish",
