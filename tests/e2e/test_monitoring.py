@@ -86,6 +86,19 @@ def monitor_result(run):
         return client.read_flow_run(run.id).state.result(raise_on_failure=True)
 
 
+def latest_artifacts(keys):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.sorting import ArtifactSort
+
+    with get_client(sync_client=True) as client:
+        return client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=keys)),
+            sort=ArtifactSort.CREATED_DESC,
+            limit=1,
+        )
+
+
 def finished(runs):
     return [r for r in runs if r.state and r.state.is_final()]
 
@@ -212,6 +225,24 @@ def test_b_shifted_queries_retrain_the_behaviour_engine(served, settings):
     challenger = registry.version_by_alias(name, "challenger")
     assert challenger.version == max(new, key=lambda v: int(v.version)).version
     assert challenger.tags["gate_decision"].startswith(("promoted", "refused"))
+
+    # the same event again within the cooldown: the retrain run starts, skips, trains nothing
+    from prefect.events import emit_event
+
+    emit_event(
+        event="dualengine.behaviour.degraded",
+        resource={"prefect.resource.id": "dualengine.engine.behaviour"},
+        payload={"signals": {"test": "repeat"}},
+    )
+    again = wait_for(
+        "the repeated retrain run",
+        lambda: finished(flow_runs("retrain/on-drift", start))[1:],
+        timeout=600,
+    )
+    assert again[0].state.is_completed()
+    assert len(_versions(name)) == len(versions_before) + len(new)
+    (note,) = latest_artifacts(["retrain"])
+    assert "skipped" in note.data
 
 
 def test_c_champion_set_in_mlflow_starts_the_evaluation(served, settings):
