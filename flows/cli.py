@@ -219,10 +219,11 @@ def finetune(
 ) -> None:
     """RAFT data from the live index → GX/PII gate → LoRA via Accelerate → `challenger`."""
     settings = _settings(profile)
-    result = _run_flow(
+    result = _report_flow(
         settings,
         "finetune_flow",
         "flows.finetune",
+        as_json,
         profile=settings.profile,
         resume=resume,
         accelerate_config=accelerate_config,
@@ -233,8 +234,7 @@ def finetune(
         eval=eval_set,
         instructions=instructions,
     )
-    if as_json:
-        print(json.dumps(result, indent=2, default=str))
+    if result is None:
         return
     t = result["training"]
     console.print(
@@ -356,9 +356,16 @@ def reindex(
 ) -> None:
     """Re-index: only new, changed and removed documents, or --full for a gated rebuild."""
     settings = get_settings()
-    result = _run_flow(settings, "reindex_flow", full=full, corpus=corpus, evaluate=evaluate)
-    if as_json:
-        print(json.dumps(result, indent=2, default=str))
+    result = _report_flow(
+        settings,
+        "reindex_flow",
+        "flows.reindex",
+        as_json,
+        full=full,
+        corpus=corpus,
+        evaluate=evaluate,
+    )
+    if result is None:
         return
     from flows.knowledge_steps import reindex_markdown
 
@@ -372,9 +379,10 @@ def evaluate_retrieval(
 ) -> None:
     """Recall@5/10, MRR@10 and nDCG@10 for BM25-only, vector-only and hybrid search."""
     settings = get_settings()
-    result = _run_flow(settings, "evaluate_retrieval_flow", limit=limit)
-    if as_json:
-        print(json.dumps(result, indent=2))
+    result = _report_flow(
+        settings, "evaluate_retrieval_flow", "flows.reindex", as_json, limit=limit
+    )
+    if result is None:
         return
     table = Table(
         "set",
