@@ -16,14 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from dualengine.settings import Settings
+from dualengine.webhook_receiver import PROMOTED
+from flows.monitor_steps import DATA_UPDATED
+from flows.monitor_steps import EVENTS as ENGINE_EVENTS
+from flows.retrain import TRAINING_LIMIT
 
-EVENTS = {
-    "knowledge": "dualengine.knowledge.degraded",
-    "behaviour": "dualengine.behaviour.degraded",
-    "data": "dualengine.data.updated",
-    "promoted": "dualengine.model.promoted",
-}
-TRAINING_LIMIT = "dualengine-training"
+# the event names and the training limit are defined where they are emitted and occupied
+EVENTS = {**ENGINE_EVENTS, "data": DATA_UPDATED, "promoted": PROMOTED}
 
 
 def deployment_specs(settings: Settings) -> list[tuple[Any, str, dict[str, Any]]]:
