@@ -47,9 +47,10 @@ def engine_for(
     generator: Generator,
     model_version: str,
     caller: str = "api",
-    log_queries: bool = True,
+    log_queries: bool | None = None,
 ) -> HybridEngine:
-    """An engine around a loaded generator, with its own Weaviate connection and query log."""
+    """An engine around a loaded generator, with its own Weaviate connection and query log
+    (unless log_queries, default params.yaml `answer.log_queries`, says otherwise)."""
     from dualengine.weaviate_client import connect
     from tasks.hybrid import AnswerConfig, HybridEngine
     from tasks.query_log import QueryLog
@@ -57,6 +58,8 @@ def engine_for(
     config = AnswerConfig.from_params(
         settings.params(), settings.training_params(), embedding_model_path(settings)
     )
+    if log_queries is None:
+        log_queries = bool(settings.params()["answer"]["log_queries"])
     client = connect(settings)
     return HybridEngine(
         generator,
@@ -74,7 +77,7 @@ def open_engine(
     settings: Settings | None = None,
     model: str = "champion",
     caller: str = "api",
-    log_queries: bool = True,
+    log_queries: bool | None = None,
 ) -> Iterator[HybridEngine]:
     """A ready engine on the running services (see `dualengine services up`)."""
     from dualengine.services import export_endpoints

@@ -82,8 +82,7 @@ def answer(
     """Answer from the champion adapter and the live index (plain function, used by the CLI)."""
     from dualengine.api import open_engine
 
-    log = bool(settings.params()["answer"]["log_queries"])
-    with open_engine(settings, caller=caller, log_queries=log) as engine:
+    with open_engine(settings, caller=caller) as engine:
         return engine.ask(question, groups, conflict_check).as_dict()
 
 
