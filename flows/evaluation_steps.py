@@ -14,19 +14,14 @@ from prefect.cache_policies import NO_CACHE
 from dualengine.progress import progress
 from dualengine.settings import Settings
 from flows.behaviour_steps import search_questions
-from tasks.data import read_jsonl, sample_dataset_paths, sec10q_paths
+from tasks.data import read_jsonl, sample_set
 
 STEP = {"cache_policy": NO_CACHE, "persist_result": False}
 
 
 def set_paths(settings: Settings, name: str) -> tuple[Path, Path]:
     """Corpus and held-out questions of a bundled evaluation set."""
-    if name == "xquad":
-        paths = sample_dataset_paths(settings.data_dir, settings.params())
-        return paths.corpus, paths.eval
-    if name == "sec10q":
-        return sec10q_paths(settings.data_dir)
-    raise ValueError(f"unknown evaluation set {name!r} (known: xquad, sec10q)")
+    return sample_set(settings.data_dir, settings.params(), name)
 
 
 @task(name="attribution-items", **STEP)

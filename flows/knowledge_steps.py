@@ -17,6 +17,7 @@ from dualengine.weaviate_client import weaviate_client
 from tasks import tracking
 from tasks.corpus_quality import quarantine, quarantine_markdown
 from tasks.data import (
+    SAMPLE_NAMES,
     files_version,
     read_jsonl,
     sample_corpora,
@@ -51,9 +52,6 @@ def ingest_to_jsonl(settings: Settings, folder: Path) -> Path:
     return out
 
 
-SAMPLES = ("xquad", "sec10q")
-
-
 @task(name="resolve-corpora", **STEP)
 def resolve_corpora(settings: Settings, corpus: list[str] | None) -> dict[str, str]:
     """The corpora to index: given JSONL files or folders, else params `knowledge.corpora`
@@ -61,11 +59,11 @@ def resolve_corpora(settings: Settings, corpus: list[str] | None) -> dict[str, s
     resolved: dict[str, str] = {}
     if not corpus:
         params = settings.params()
-        names = [c for c in params["knowledge"]["corpora"] if c in SAMPLES]
+        names = [c for c in params["knowledge"]["corpora"] if c in SAMPLE_NAMES]
         samples = sample_corpora(settings.data_dir, params | {"knowledge": {"corpora": names}})
         resolved |= {k: str(v) for k, v in samples.items()}
         corpus = [
-            str(settings.home / c) for c in params["knowledge"]["corpora"] if c not in SAMPLES
+            str(settings.home / c) for c in params["knowledge"]["corpora"] if c not in SAMPLE_NAMES
         ]
     for item in corpus:
         path = Path(item)

@@ -249,16 +249,28 @@ def sec10q_paths(data_dir: Path) -> tuple[Path, Path]:
     return corpus, evaluation
 
 
+SAMPLE_NAMES = ("xquad", "sec10q")
+
+
+def sample_set(data_dir: Path, params: dict[str, Any], name: str) -> tuple[Path, Path]:
+    """Corpus and held-out questions of a bundled sample, prepared if needed."""
+    if name == "xquad":
+        paths = sample_dataset_paths(data_dir, params)
+        return paths.corpus, paths.eval
+    if name == "sec10q":
+        return sec10q_paths(data_dir)
+    raise ValueError(f"unknown sample {name!r} (known: {', '.join(SAMPLE_NAMES)})")
+
+
 def _sample_files(data_dir: Path, params: dict[str, Any], key: str, part: str) -> dict[str, Path]:
     """The bundled samples named in params['knowledge'][key], each's `part` (corpus or eval)."""
     found: dict[str, Path] = {}
     for name in params["knowledge"][key]:
-        if name == "xquad":
-            found[name] = getattr(sample_dataset_paths(data_dir, params), part)
-        elif name == "sec10q":
-            found[name] = sec10q_paths(data_dir)[0 if part == "corpus" else 1]
-        else:
-            raise ValueError(f"params.yaml knowledge.{key}: unknown sample {name!r}")
+        try:
+            corpus, evaluation = sample_set(data_dir, params, name)
+        except ValueError as exc:
+            raise ValueError(f"params.yaml knowledge.{key}: {exc}") from exc
+        found[name] = corpus if part == "corpus" else evaluation
     return found
 
 
