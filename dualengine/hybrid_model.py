@@ -187,7 +187,12 @@ def model_uri(settings: Settings, ref: str = "champion") -> str:
 
 
 def serve_command(
-    settings: Settings, port: int, ref: str = "champion", workers: int = 1, timeout: int = 300
+    settings: Settings,
+    port: int,
+    ref: str = "champion",
+    workers: int = 1,
+    timeout: int = 300,
+    host: str = "127.0.0.1",
 ) -> list[str]:
     """The `mlflow models serve` command line for a hybrid version (local environment)."""
     import sys
@@ -201,7 +206,7 @@ def serve_command(
         "--env-manager",
         "local",
         "-h",
-        "127.0.0.1",
+        host,
         "-p",
         str(port),
         "--workers",

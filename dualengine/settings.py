@@ -45,6 +45,15 @@ class Settings(BaseSettings):
     weaviate_grpc_port: int | None = None
     weaviate_api_key: str | None = None
     weaviate_mode: Literal["auto", "binary", "embedded"] = "auto"
+    weaviate_nodes: int = Field(
+        default=1, ge=1, le=9, description="Weaviate nodes (`services up`; replication factor)"
+    )
+    weaviate_consistency: Literal["ONE", "QUORUM", "ALL"] | None = Field(
+        default=None, description="read/write consistency; default QUORUM on a cluster, else ONE"
+    )
+    mlflow_backend: Literal["sqlite", "postgres"] = Field(
+        default="sqlite", description="`services up`: MLflow on SQLite + folder, or PostgreSQL + S3"
+    )
 
     prefect_port: int = 4200
     mlflow_port: int = 5000
@@ -66,6 +75,11 @@ class Settings(BaseSettings):
     def state(self) -> Path:
         """Folder for PID files, logs and the services' data."""
         return self.state_dir or (self.home / ".dualengine")
+
+    @property
+    def consistency(self) -> str:
+        """The consistency level of Weaviate reads and writes (QUORUM on a cluster)."""
+        return self.weaviate_consistency or ("QUORUM" if self.weaviate_nodes > 1 else "ONE")
 
     @property
     def query_log(self) -> str:

@@ -572,9 +572,12 @@ def register_hybrid_cmd(
 
 @app.command("serve-model")
 def serve_model(
-    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 5055,
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 5055,
     version: Annotated[str, typer.Option(help="Hybrid model alias or version.")] = "champion",
     workers: Annotated[int, typer.Option(help="Server worker processes.")] = 1,
+    host: Annotated[
+        str, typer.Option(help="Address to bind (0.0.0.0 only inside a container).")
+    ] = "127.0.0.1",
 ) -> None:
     """Serve the registered hybrid model with `mlflow models serve` (POST /invocations)."""
     from dualengine.hybrid_model import serve_command, serve_env
@@ -582,7 +585,7 @@ def serve_model(
     settings = get_settings()
     _require_services(settings)
     services.export_endpoints(settings)
-    command = serve_command(settings, port, version, workers)
+    command = serve_command(settings, port, version, workers, host=host)
     console.print(" ".join(command))
     os.execvpe(command[0], command, serve_env())
 
