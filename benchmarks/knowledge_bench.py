@@ -64,7 +64,7 @@ def run(settings, n_queries: int) -> dict:
     from tasks.chunking import chunking_identity, tokenizer_json
     from tasks.data import read_jsonl, sample_corpora, sample_eval_sets
     from tasks.embedding import embed_query, embed_texts, load_embedder
-    from tasks.knowledge import EmbeddingSpec, evaluate_collection, reindex
+    from tasks.knowledge import EmbeddingSpec, evaluate_collection, evaluation_groups, reindex
     from tasks.retrieval import hybrid_search
 
     params = copy.deepcopy(settings.params())
@@ -76,6 +76,7 @@ def run(settings, n_queries: int) -> dict:
     model = embedding_model_path(settings)
     spec = EmbeddingSpec(model, embedding_model_id(settings), params["embedding"]["batch_size"])
     docs = [d for p in sample_corpora(settings.data_dir, params).values() for d in read_jsonl(p)]
+    groups = evaluation_groups(params, docs)
     chunking = chunking_identity(params["chunking"])
     load_embedder(model)
     tokenizer = tokenizer_json(model)
@@ -112,11 +113,17 @@ def run(settings, n_queries: int) -> dict:
             q = questions[i % len(questions)]
             t0 = time.perf_counter()
             hybrid_search(
-                client, "BenchPassages", q, embed_query(model, q), 10, params["retrieval"]["alpha"]
+                client,
+                "BenchPassages",
+                q,
+                embed_query(model, q),
+                10,
+                params["retrieval"]["alpha"],
+                groups,
             )
             latencies.append((time.perf_counter() - t0) * 1000)
         modes = {"bm25": 0.0, "vector": 1.0, "hybrid": float(params["retrieval"]["alpha"])}
-        quality = evaluate_collection(client, "BenchPassages", eval_sets, spec, modes)
+        quality = evaluate_collection(client, "BenchPassages", eval_sets, spec, modes, groups)
         for version in indexing.list_versions(client, "BenchPassages"):
             if client.alias.exists(alias_name="BenchPassages"):
                 client.alias.delete(alias_name="BenchPassages")

@@ -12,8 +12,10 @@ The base and embedding models are referenced, not copied (hundreds of MB): the s
 uses the paths recorded at registration unless DUALENGINE_BASE_MODEL /
 DUALENGINE_EMBEDDING_MODEL say otherwise; likewise Weaviate (DUALENGINE_WEAVIATE_URL,
 DUALENGINE_WEAVIATE_GRPC_PORT) and the query log (DUALENGINE_QUERY_LOG_URL). `groups` are the
-caller's access groups: put the server behind a gateway that sets them from the caller's
-identity; the access filter is applied inside Weaviate on every query.
+caller's access groups (a list of names; none → params.yaml `retrieval.anonymous_groups`; a
+string, an empty list or a wildcard → 400, see dualengine/resolve.py): put the server behind a
+gateway that sets them from the caller's identity; the access filter is applied inside Weaviate
+on every query.
 """
 
 from __future__ import annotations
@@ -68,20 +70,30 @@ class HybridPyfunc(mlflow.pyfunc.PythonModel):
         )
 
     def predict(self, context, model_input, params: dict[str, Any] | None = None):
+        """Every record is checked before any is answered: a malformed one (groups not a list
+        of group names, no question) fails the whole request with HTTP 400."""
+        from mlflow.exceptions import MlflowException
+        from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
+        from dualengine.resolve import AccessGroupsError, caller_groups
+
         rows = _records(model_input)
-        out = []
-        for row in rows:
-            groups = row.get("groups")
-            if isinstance(groups, str):
-                groups = [g.strip() for g in groups.split(",") if g.strip()]
+        requests = []
+        for number, row in enumerate(rows):
+            try:
+                groups = caller_groups(row.get("groups"), self.engine.config.anonymous_groups)
+            except AccessGroupsError as exc:
+                raise MlflowException(f"record {number}: {exc}", INVALID_PARAMETER_VALUE) from exc
+            question = row.get("question")
+            if not isinstance(question, str) or not question.strip():
+                raise MlflowException(
+                    f"record {number}: 'question' must be a non-empty string",
+                    INVALID_PARAMETER_VALUE,
+                )
             check = row.get("conflict_check")
-            answer = self.engine.ask(
-                str(row["question"]),
-                list(groups) if groups is not None else None,
-                None if check is None or check != check else bool(check),  # NaN → default
-            )
-            out.append(answer.as_dict())
-        return out
+            check = None if check is None or check != check else bool(check)  # NaN → default
+            requests.append((question, groups, check))
+        return [self.engine.ask(q, g, c).as_dict() for q, g, c in requests]
 
 
 def _records(model_input) -> list[dict[str, Any]]:

@@ -26,7 +26,7 @@ from tasks.validation import validate_training_examples
 STEP = {"cache_policy": NO_CACHE, "persist_result": False}
 
 
-def search_questions(settings: Settings, questions: list[str], k: int, groups: list[str] | None):
+def search_questions(settings: Settings, questions: list[str], k: int, groups: list[str]):
     from tasks.embedding import embed_texts
     from tasks.retrieval import retrieve_many
 

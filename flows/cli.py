@@ -455,17 +455,24 @@ def ask(
     as_json: JsonOption = False,
 ) -> None:
     """Answer from the champion adapter and the live index, with cited passages."""
+    from dualengine.resolve import AccessGroupsError, caller_groups
+
     settings = _settings(profile)
+    retrieval = settings.params()["retrieval"]
+    try:  # checked before any service or model is touched
+        groups = caller_groups(
+            groups or retrieval["default_groups"], retrieval.get("anonymous_groups")
+        )
+    except AccessGroupsError as exc:
+        console.print(f"[red]--group: {exc}[/red]")
+        raise typer.Exit(2) from exc
     _require_services(settings)
     services.export_endpoints(settings)
     from flows.steps import answer
 
     try:
         with contextlib.redirect_stdout(sys.stderr):
-            default_groups = settings.params()["retrieval"]["default_groups"]
-            result = answer(
-                settings, question, groups or default_groups, conflict_check=conflict_check
-            )
+            result = answer(settings, question, groups, conflict_check=conflict_check)
     except LookupError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from exc

@@ -26,8 +26,8 @@ def set_paths(settings: Settings, name: str) -> tuple[Path, Path]:
 
 @task(name="attribution-items", **STEP)
 def attribution_items(settings: Settings, name: str, questions: int) -> list[dict[str, Any]]:
-    """Sampled held-out questions with their retrieved passages (the caller groups of
-    `retrieval.default_groups`), the oracle window of their gold document, and recall@k."""
+    """Sampled held-out questions with their retrieved passages (the groups of
+    `retrieval.evaluation_groups`), the oracle window of their gold document, and recall@k."""
     from tasks.grounding import oracle_passage
     from tasks.retrieval import doc_ranking
 
@@ -40,7 +40,7 @@ def attribution_items(settings: Settings, name: str, questions: int) -> list[dic
     n = int(params["retrieval"]["context_passages"])
     words = int(params["training"]["raft"]["passage_words"])
     hits = search_questions(
-        settings, [r["question"] for r in rows], k, params["retrieval"]["default_groups"]
+        settings, [r["question"] for r in rows], k, params["retrieval"]["evaluation_groups"]
     )
     items = []
     for row, found in zip(rows, hits, strict=True):

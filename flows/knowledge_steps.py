@@ -223,7 +223,14 @@ def evaluate_retrieval_step(settings: Settings, limit: int | None = None) -> dic
         if live is None:
             raise LookupError("no live index: run `dualengine reindex` first")
         manifest = read_manifest(client, live)
-        report = evaluate_collection(client, live, eval_sets, embedding_spec(settings), modes)
+        report = evaluate_collection(
+            client,
+            live,
+            eval_sets,
+            embedding_spec(settings),
+            modes,
+            params["retrieval"]["evaluation_groups"],
+        )
     rows = [
         {"set": name, "questions": len(eval_sets[name]), "mode": mode}
         | {k: round(v, 4) for k, v in metrics.items()}

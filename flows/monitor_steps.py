@@ -44,7 +44,7 @@ def _cached_embeddings(settings: Settings, key: str, texts: list[str]) -> np.nda
 
 
 def golden_similarities(settings: Settings, client, collection: str, questions) -> list[float]:
-    """Best passage similarity of each golden question (the callers' default groups)."""
+    """Best passage similarity of each golden question (`retrieval.evaluation_groups`)."""
     from tasks.retrieval import hybrid_search
 
     params = settings.params()
@@ -64,7 +64,7 @@ def golden_similarities(settings: Settings, client, collection: str, questions) 
                     v.tolist(),
                     1,
                     float(params["retrieval"]["alpha"]),
-                    params["retrieval"]["default_groups"],
+                    params["retrieval"]["evaluation_groups"],
                 )
             ),
             default=0.0,
@@ -97,7 +97,14 @@ def knowledge_signals(
         plan = plan_incremental(live_documents(client.collections.get(live)), valid)
         eval_sets = load_eval_sets(settings, int(rules["golden_questions"]))
         modes = {"hybrid": float(params["retrieval"]["alpha"])}
-        report = evaluate_collection(client, live, eval_sets, embedding_spec(settings), modes)
+        report = evaluate_collection(
+            client,
+            live,
+            eval_sets,
+            embedding_spec(settings),
+            modes,
+            params["retrieval"]["evaluation_groups"],
+        )
         golden_questions = [q["question"] for items in eval_sets.values() for q in items]
         golden = golden_similarities(settings, client, live, golden_questions)
     metric = params["index"]["gate_metric"]

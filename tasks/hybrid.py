@@ -72,6 +72,7 @@ class AnswerConfig:
     min_similarity: float
     no_answer_text: str
     conflict_check: bool
+    anonymous_groups: tuple[str, ...] = ("public",)
 
     @classmethod
     def from_params(
@@ -90,6 +91,7 @@ class AnswerConfig:
             min_similarity=float(answer["min_similarity"]),
             no_answer_text=answer["no_answer_text"],
             conflict_check=bool(answer["conflict_check"]),
+            anonymous_groups=tuple(retrieval.get("anonymous_groups") or ()),
         )
 
 
@@ -139,9 +141,8 @@ class HybridEngine:
         self._on_close = on_close
         self._generate_lock = threading.Lock()  # one generate() at a time per model
 
-    def retrieve(
-        self, question: str, groups: list[str] | None
-    ) -> tuple[list[float], list[Passage]]:
+    def retrieve(self, question: str, groups: list[str]) -> tuple[list[float], list[Passage]]:
+        """Passages for a caller with these (already resolved) groups."""
         from tasks.embedding import embed_query
         from tasks.retrieval import hybrid_search
 
@@ -168,13 +169,16 @@ class HybridEngine:
             )[0]
 
     def ask(
-        self, question: str, groups: list[str] | None, conflict_check: bool | None = None
+        self, question: str, groups: Any = None, conflict_check: bool | None = None
     ) -> HybridAnswer:
-        """Answer one question for a caller with these access groups."""
+        """Answer one question for a caller with these access groups: None → the configured
+        anonymous groups; anything malformed raises `AccessGroupsError` (dualengine.resolve)."""
+        from dualengine.resolve import caller_groups
         from tasks.indexing import alias_target
 
-        if not question or not question.strip():
-            raise ValueError("question is empty")
+        if not isinstance(question, str) or not question.strip():
+            raise ValueError("question is empty or not a string")
+        groups = caller_groups(groups, self.config.anonymous_groups)
         check = self.config.conflict_check if conflict_check is None else conflict_check
         started = time.perf_counter()
         vector, passages = self.retrieve(question, groups)
@@ -219,7 +223,7 @@ class HybridEngine:
             ],
             model_version=self.model_version,
             index_collection=alias_target(self.client, self.config.alias),
-            groups=sorted(groups or []),
+            groups=groups,
             timings_ms=timings,
             conflict=conflict,
             closed_book_answer=closed,
@@ -242,7 +246,7 @@ class HybridEngine:
                     generation_ms=timings["generation"],
                     conflict=None if not check else conflict is not None,
                     closed_book_answer=closed,
-                    groups=list(groups or []),
+                    groups=list(groups),
                     model_version=self.model_version,
                     index_collection=result.index_collection,
                     caller=self.caller,

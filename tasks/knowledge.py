@@ -65,9 +65,11 @@ def evaluate_collection(
     eval_sets: dict[str, list[dict[str, Any]]],
     embedding: EmbeddingSpec,
     alpha_modes: dict[str, float],
+    groups: list[str],
     depth: int = 100,
 ) -> dict[str, dict[str, dict[str, float]]]:
-    """{eval set: {mode: recall@5, recall@10, MRR@10, nDCG@10}} at document level."""
+    """{eval set: {mode: recall@5, recall@10, MRR@10, nDCG@10}} at document level, searching
+    as a caller with these groups (an operator's evaluation names them too)."""
     from tasks.embedding import embed_texts
     from tasks.retrieval import hybrid_search, retrieval_metrics
 
@@ -79,11 +81,22 @@ def evaluate_collection(
         report[name] = {}
         for mode, alpha in alpha_modes.items():
             ranked = [
-                [p.passage_id for p in hybrid_search(client, target, q, v.tolist(), depth, alpha)]
+                [
+                    p.passage_id
+                    for p in hybrid_search(client, target, q, v.tolist(), depth, alpha, groups)
+                ]
                 for q, v in zip(questions, vectors, strict=True)
             ]
             report[name][mode] = retrieval_metrics(ranked, relevant)
     return report
+
+
+def evaluation_groups(params: dict[str, Any], docs: list[dict[str, Any]]) -> list[str]:
+    """The groups the index gate searches with: `retrieval.evaluation_groups` and every group
+    of the documents being indexed (the gate measures the index, not a caller's view)."""
+    configured = (params.get("retrieval") or {}).get("evaluation_groups") or []
+    found = {g for d in docs for g in (d.get("groups") or []) if isinstance(g, str)}
+    return sorted(set(configured) | found)
 
 
 def gate_score(report: dict[str, dict[str, dict[str, float]]], metric: str) -> float:
@@ -109,7 +122,11 @@ def reindex(
     on recall against the live one, move the alias only if it passes, prune old versions.
     """
     started = time.perf_counter()
-    index_params = {**params["index"], "alpha": params["retrieval"]["alpha"]}
+    index_params = {
+        **params["index"],
+        "alpha": params["retrieval"]["alpha"],
+        "evaluation_groups": evaluation_groups(params, docs),
+    }
     job = _Job(
         docs=docs,
         data_version=data_version,
@@ -214,7 +231,8 @@ def _blue_green(client, job: _Job, live: str | None, eval_sets) -> ReindexResult
     metric, margin = index_params["gate_metric"], float(index_params["gate_margin"])
     if eval_sets:
         modes = {"hybrid": float(index_params.get("alpha", 0.5))}
-        new_report = evaluate_collection(client, name, eval_sets, embedding, modes)
+        groups = index_params["evaluation_groups"]
+        new_report = evaluate_collection(client, name, eval_sets, embedding, modes, groups)
         new_score = gate_score(new_report, metric)
         manifest.retrieval = {f"{s}.{metric}": m["hybrid"][metric] for s, m in new_report.items()}
         gate = {
@@ -226,7 +244,7 @@ def _blue_green(client, job: _Job, live: str | None, eval_sets) -> ReindexResult
         }
         if live and live != name:
             live_score = gate_score(
-                evaluate_collection(client, live, eval_sets, embedding, modes), metric
+                evaluate_collection(client, live, eval_sets, embedding, modes, groups), metric
             )
             passed = new_score >= live_score - margin
             gate |= {

@@ -33,15 +33,20 @@ def hybrid_search(
     query_vector: list[float],
     top_k: int,
     alpha: float,
-    groups: list[str] | None = None,
+    groups: list[str],
 ) -> list[Passage]:
     """Relative-score fusion of BM25 and vector search; only passages sharing a group.
 
+    The group filter is never dropped: missing, empty or malformed groups raise
+    `AccessGroupsError` here too (callers resolve them first with `dualengine.resolve`).
     Fused scores are relative to the best hit, so each passage also carries its absolute
     cosine similarity to the query: the answer path's "nothing relevant" test uses that."""
     from weaviate.classes.query import Filter, HybridFusion, MetadataQuery
 
-    filters = Filter.by_property("groups").contains_any(groups) if groups else None
+    from dualengine.resolve import validate_groups
+
+    allowed = validate_groups(groups)
+    filters = Filter.by_property("groups").contains_any(allowed)
     response = client.collections.get(alias).query.hybrid(
         query=query,
         vector=query_vector,
@@ -55,6 +60,8 @@ def hybrid_search(
     passages = []
     for obj in response.objects:
         props = obj.properties
+        if not set(props.get("groups") or []) & set(allowed):
+            continue  # the filter is Weaviate's job; a passage it let through is still dropped
         passages.append(
             Passage(
                 passage_id=str(props["passage_id"]),
@@ -88,7 +95,7 @@ def retrieve_many(
     vectors,
     top_k: int,
     alpha: float,
-    groups: list[str] | None = None,
+    groups: list[str],
 ) -> list[list[Passage]]:
     return [
         hybrid_search(client, alias, q, [float(x) for x in v], top_k, alpha, groups)

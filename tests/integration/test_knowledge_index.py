@@ -8,6 +8,7 @@ import threading
 import pytest
 
 from dualengine.models import embedding_model_path
+from dualengine.resolve import AccessGroupsError
 from tasks import indexing
 from tasks.chunking import chunking_identity, tokenizer_json
 from tasks.embedding import embed_texts
@@ -148,7 +149,7 @@ def test_blue_green_rebuild_keeps_answering_swaps_and_rolls_back(fresh, spec, pa
     def query_forever():
         while not stop.is_set():
             try:
-                hits = hybrid_search(fresh, ALIAS, "comet telescope", vector, 5, 0.5)
+                hits = hybrid_search(fresh, ALIAS, "comet telescope", vector, 5, 0.5, GROUPS)
                 assert hits
                 answered[0] += 1
             except Exception as exc:  # any failure is what the test looks for
@@ -209,3 +210,6 @@ def test_access_filter_over_random_users_and_queries(fresh, spec, params):
         assert all(set(h.groups) & set(user) for h in hits), (user, [h.groups for h in hits])
     assert seen > 0
     assert hybrid_search(fresh, ALIAS, "comet", vectors[0].tolist(), 5, 0.5, ["nobody"]) == []
+    for unfiltered in (None, [], "public", ["*"]):  # the lowest layer never drops the filter
+        with pytest.raises(AccessGroupsError):
+            hybrid_search(fresh, ALIAS, "comet", vectors[0].tolist(), 5, 0.5, unfiltered)
