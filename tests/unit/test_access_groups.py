@@ -108,3 +108,76 @@ def test_random_requests_never_widen_beyond_what_was_asked():
         else:
             assert isinstance(requested, list) and set(got) == set(requested)
             assert all(g.strip() and "*" not in g and "," not in g for g in got)
+
+
+class RecordingEngine:
+    """Stands in for HybridEngine: records what the pyfunc would answer."""
+
+    def __init__(self):
+        from types import SimpleNamespace
+
+        self.config = SimpleNamespace(anonymous_groups=("public",))
+        self.asked = []
+
+    def ask(self, question, groups, conflict_check=None):
+        from types import SimpleNamespace
+
+        self.asked.append((question, groups, conflict_check))
+        return SimpleNamespace(as_dict=lambda: {"groups": groups})
+
+
+def pyfunc_with(engine):
+    from dualengine.hybrid_model import HybridPyfunc
+
+    model = HybridPyfunc()
+    model.engine = engine
+    return model
+
+
+def test_pyfunc_resolves_groups_once_per_record():
+    import pandas as pd
+
+    engine = RecordingEngine()
+    rows = pd.DataFrame(
+        [
+            {"question": "q1", "groups": ["finance", "public"]},
+            {"question": "q2", "groups": None},
+            {"question": "q3"},
+        ]
+    )
+    out = pyfunc_with(engine).predict(None, rows)
+    assert [o["groups"] for o in out] == [["finance", "public"], ["public"], ["public"]]
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        {"question": "q", "groups": "public,finance"},
+        {"question": "q", "groups": []},
+        {"question": "q", "groups": ["*"]},
+        {"question": "q", "groups": [1]},
+        {"groups": ["public"]},
+        {"question": 7, "groups": ["public"]},
+        {"question": "  ", "groups": ["public"]},
+    ],
+)
+def test_pyfunc_refuses_a_malformed_record_with_400_before_answering_any(record):
+    from mlflow.exceptions import MlflowException
+
+    engine = RecordingEngine()
+    with pytest.raises(MlflowException) as raised:
+        pyfunc_with(engine).predict(None, [{"question": "fine", "groups": ["public"]}, record])
+    assert raised.value.get_http_status_code() == 400
+    assert "record 1" in raised.value.message
+    assert engine.asked == []
+
+
+@pytest.mark.parametrize("group", ["*", "", "a,b"])
+def test_cli_ask_refuses_a_wildcard_group_with_exit_2_before_touching_services(group):
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    result = CliRunner().invoke(app, ["ask", "Who?", "--group", group])
+    assert result.exit_code == 2, result.output
+    assert "--group" in result.output and "not a group name" in result.output
