@@ -289,21 +289,31 @@ def ingest(
     """Extract documents into corpus JSONL (id, title, text, source, updated_at, groups)."""
     from pathlib import Path
 
+    from dualengine.resolve import AccessGroupsError, validate_groups
     from tasks.data import write_jsonl
     from tasks.ingestion import ingest_folder
 
     settings = get_settings()
-    result = ingest_folder(Path(path), group or settings.params()["data"]["access_groups"])
+    try:
+        groups = validate_groups(group or settings.params()["data"]["access_groups"], "--group")
+    except AccessGroupsError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+    if not Path(path).exists():
+        console.print(f"[red]{path}: no such file or folder[/red]")
+        raise typer.Exit(4)
+    result = ingest_folder(Path(path), groups)
     docs = [{k: v for k, v in d.items() if not k.startswith("_")} for d in result.documents]
-    write_jsonl(Path(out), docs)
-    console.print(
-        f"{len(docs)} documents → {out}; {len(result.skipped)} unsupported files "
-        f"skipped; {len(result.problems)} unreadable"
-    )
     for problem in result.problems:
         console.print(f"[red]  {problem.file}: rule '{problem.rule}': {problem.excerpt}[/red]")
     if result.problems:
+        console.print(
+            f"[red]{len(result.problems)} problems; nothing written to {out} "
+            f"({len(docs)} documents were readable)[/red]"
+        )
         raise typer.Exit(4)
+    write_jsonl(Path(out), docs)
+    console.print(f"{len(docs)} documents → {out}; {len(result.skipped)} unsupported files skipped")
 
 
 def _run_flow(

@@ -65,11 +65,23 @@ def resolve_corpora(settings: Settings, corpus: list[str] | None) -> dict[str, s
         corpus = [
             str(settings.home / c) for c in params["knowledge"]["corpora"] if c not in SAMPLE_NAMES
         ]
+    from tasks.validation import InputRejected
+
+    given: dict[str, Path] = {}
     for item in corpus:
         path = Path(item)
         if not path.exists():
-            raise FileNotFoundError(f"{path}: corpus file or folder not found")
-        resolved[path.stem] = str(ingest_to_jsonl(settings, path) if path.is_dir() else path)
+            raise InputRejected(f"{path}: rule 'corpus exists' failed: no such file or folder")
+        name = path.stem if path.is_file() else path.resolve().name
+        other = given.get(name) or (Path(resolved[name]) if name in resolved else None)
+        if other is not None:
+            raise InputRejected(
+                f"{path}: rule 'unique corpus name' failed: '{name}' is also the name of "
+                f"{other}; rename one (corpora are tracked, ingested and reported by name)"
+            )
+        given[name] = path
+    for name, path in given.items():
+        resolved[name] = str(ingest_to_jsonl(settings, path) if path.is_dir() else path)
     return resolved
 
 
@@ -78,9 +90,15 @@ def validate_corpus(
     settings: Settings, corpora: dict[str, str]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Great Expectations per document: valid ones continue, the rest are quarantined."""
+    from tasks.data import DataFormatError
+    from tasks.validation import InputRejected
+
     docs: list[dict[str, Any]] = []
     for path in corpora.values():
-        docs.extend(read_jsonl(Path(path), annotate=True))
+        try:
+            docs.extend(read_jsonl(Path(path), annotate=True))
+        except DataFormatError as exc:
+            raise InputRejected(str(exc)) from exc
     valid, held = quarantine(docs, settings.params()["validation"])
     for doc, problem in ((d, d.get("_problem")) for d in docs):
         if problem:  # ingestion failures carry their own rule

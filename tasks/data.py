@@ -41,8 +41,14 @@ def read_jsonl(path: Path, annotate: bool = False) -> list[dict[str, Any]]:
     if not path.exists():
         raise DataFormatError(f"{path}: file not found")
     records: list[dict[str, Any]] = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise DataFormatError(
+                    f"{path}, line {number}: rule 'UTF-8' failed ({exc.reason} at byte {exc.start})"
+                ) from exc
             if not line.strip():
                 continue
             try:

@@ -3,13 +3,16 @@
 Per-document metadata comes from, in order: the record itself (JSONL), a sidecar
 `<file>.meta.json`, the folder's `_metadata.yaml` (defaults plus glob rules), then the file
 (name as title, modification time as updated_at). A file that cannot be parsed is reported,
-never silently dropped.
+never silently dropped; so is a symbolic link out of the folder (never followed), a malformed
+`_metadata.yaml` (every file of its folder is held back rather than given guessed groups) or
+sidecar, `groups` that are not a non-empty list of group names, and a non-UTF-8 JSONL line.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -84,12 +87,71 @@ def markdown_title(text: str) -> str | None:
     return match.group(1).strip() if match else None
 
 
+class MetadataError(ValueError):
+    """Metadata that cannot be trusted (a broken `_metadata.yaml` or sidecar, bad groups)."""
+
+    def __init__(self, rule: str, message: str) -> None:
+        super().__init__(message)
+        self.rule = rule
+
+
+def _check_groups(value: Any, where: str) -> list[str]:
+    """Document groups follow the callers' rules: a non-empty list of group names."""
+    from dualengine.resolve import AccessGroupsError, validate_groups
+
+    try:
+        return validate_groups(value, f"{where}: groups")
+    except AccessGroupsError as exc:
+        raise MetadataError("groups", str(exc)) from exc
+
+
 def load_folder_rules(folder: Path) -> dict[str, Any]:
-    """The `_metadata.yaml` of a folder: `defaults` and glob `rules` ({match, ...fields})."""
+    """The `_metadata.yaml` of a folder: `defaults` and glob `rules` ({match, ...fields});
+    raises MetadataError naming the file and the rule it breaks."""
     path = folder / METADATA_FILE
     if not path.exists():
         return {}
-    return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    try:
+        rules = yaml.safe_load(path.read_bytes().decode("utf-8")) or {}
+    except UnicodeDecodeError as exc:
+        raise MetadataError("metadata-file", f"{path}: not UTF-8 ({exc.reason})") from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise MetadataError("metadata-file", f"{path}: not valid YAML{where}") from exc
+    if not isinstance(rules, dict):
+        raise MetadataError("metadata-file", f"{path}: a mapping (defaults, rules) is expected")
+    defaults = rules.get("defaults") or {}
+    if not isinstance(defaults, dict):
+        raise MetadataError("metadata-file", f"{path}: 'defaults' must be a mapping")
+    if "groups" in defaults:
+        _check_groups(defaults["groups"], f"{path} defaults")
+    entries = rules.get("rules") or []
+    if not isinstance(entries, list):
+        raise MetadataError("metadata-file", f"{path}: 'rules' must be a list")
+    for number, rule in enumerate(entries, start=1):
+        if not isinstance(rule, dict) or not isinstance(rule.get("match"), str):
+            raise MetadataError(
+                "metadata-file", f"{path}: rule {number} needs a string 'match' glob"
+            )
+        if "groups" in rule:
+            _check_groups(rule["groups"], f"{path} rule {number}")
+    return {"defaults": defaults, "rules": entries}
+
+
+def _sidecar(path: Path) -> dict[str, Any]:
+    sidecar = path.with_name(path.name + ".meta.json")
+    if not sidecar.exists():
+        return {}
+    try:
+        meta = json.loads(sidecar.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise MetadataError("sidecar", f"{sidecar}: not UTF-8 JSON ({exc})"[:300]) from exc
+    if not isinstance(meta, dict):
+        raise MetadataError("sidecar", f"{sidecar}: a JSON object is expected")
+    if "groups" in meta:
+        _check_groups(meta["groups"], str(sidecar))
+    return meta
 
 
 def metadata_for(path: Path, root: Path, rules: dict[str, Any]) -> dict[str, Any]:
@@ -100,9 +162,7 @@ def metadata_for(path: Path, root: Path, rules: dict[str, Any]) -> dict[str, Any
         pattern = rule.get("match", "")
         if fnmatch.fnmatch(relative, pattern) or fnmatch.fnmatch(path.name, pattern):
             meta.update({k: v for k, v in rule.items() if k != "match"})
-    sidecar = path.with_name(path.name + ".meta.json")
-    if sidecar.exists():
-        meta.update(json.loads(sidecar.read_text(encoding="utf-8")))
+    meta.update(_sidecar(path))
     return meta
 
 
@@ -130,7 +190,13 @@ def extract_file(path: Path) -> tuple[str, str | None]:
 
 
 def _jsonl_documents(path: Path, meta: dict[str, Any], result: IngestionResult) -> None:
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, raw in enumerate(path.read_bytes().splitlines(), start=1):
+        where = f"{path}:{number}"
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            result.problems.append(IngestionProblem(where, "utf-8", f"not UTF-8: {exc.reason}"))
+            continue
         if not line.strip():
             continue
         try:
@@ -138,21 +204,67 @@ def _jsonl_documents(path: Path, meta: dict[str, Any], result: IngestionResult) 
             if not isinstance(record, dict):
                 raise ValueError("not a JSON object")
         except ValueError as exc:
-            result.problems.append(IngestionProblem(f"{path}:{number}", "parseable", str(exc)))
+            result.problems.append(IngestionProblem(where, "parseable", str(exc)))
             continue
         doc = {**meta, **record}
+        try:
+            doc["groups"] = _check_groups(doc.get("groups"), where)
+        except MetadataError as exc:
+            result.problems.append(IngestionProblem(where, exc.rule, str(exc)))
+            continue
         doc.setdefault("source", f"{path.name}:{number}")
-        doc["_file"] = f"{path}:{number}"
+        doc["_file"] = where
         result.documents.append(doc)
+
+
+def _inside(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+def _walk(root: Path, result: IngestionResult) -> list[Path]:
+    """Files under root without following symbolic links out of it: a link whose target lies
+    outside is a problem, a linked folder is never entered (its files are reached directly
+    when they are inside)."""
+    files = []
+    for folder, dirs, names in os.walk(root, followlinks=False):
+        here = Path(folder)
+        for name in sorted(dirs):
+            if (here / name).is_symlink():
+                target = (here / name).resolve()
+                if not _inside(target, root):
+                    result.problems.append(
+                        IngestionProblem(
+                            str(here / name), "inside-folder", f"links to {target}, outside {root}"
+                        )
+                    )
+                else:
+                    result.skipped.append(str(here / name))
+        dirs.sort()
+        for name in sorted(names):
+            path = here / name
+            if path.is_symlink():
+                target = path.resolve()
+                if not _inside(target, root):
+                    result.problems.append(
+                        IngestionProblem(
+                            str(path), "inside-folder", f"links to {target}, outside {root}"
+                        )
+                    )
+                    continue
+                if not target.is_file():
+                    result.skipped.append(str(path))
+                    continue
+            files.append(path)
+    return files
 
 
 def ingest_folder(root: Path, default_groups: list[str]) -> IngestionResult:
     """Every supported file under root (or root itself if it is a file) as corpus records."""
     root = root.resolve()
-    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
-    base = root.parent if root.is_file() else root
     result = IngestionResult()
-    rules_cache: dict[Path, dict[str, Any]] = {}
+    files = [root] if root.is_file() else _walk(root, result)
+    base = root.parent if root.is_file() else root
+    rules_cache: dict[Path, dict[str, Any] | MetadataError] = {}
     candidates = []
     for path in files:
         if path.name == METADATA_FILE or path.name.endswith(".meta.json"):
@@ -163,9 +275,26 @@ def ingest_folder(root: Path, default_groups: list[str]) -> IngestionResult:
         candidates.append(path)
     with progress("extracting documents", len(candidates), key="ingestion") as bar:
         for path in candidates:
-            folder_rules = rules_cache.setdefault(path.parent, load_folder_rules(path.parent))
-            meta = metadata_for(path, base, folder_rules)
-            meta.setdefault("groups", list(default_groups))
+            try:
+                if path.parent not in rules_cache:
+                    try:
+                        rules_cache[path.parent] = load_folder_rules(path.parent)
+                    except MetadataError as exc:
+                        rules_cache[path.parent] = exc
+                        result.problems.append(
+                            IngestionProblem(str(path.parent / METADATA_FILE), exc.rule, str(exc))
+                        )
+                folder_rules = rules_cache[path.parent]
+                if isinstance(folder_rules, MetadataError):  # never guess a document's groups
+                    raise MetadataError(
+                        folder_rules.rule, f"skipped: {path.parent / METADATA_FILE} is malformed"
+                    )
+                meta = metadata_for(path, base, folder_rules)
+                meta.setdefault("groups", list(default_groups))
+            except MetadataError as exc:
+                result.problems.append(IngestionProblem(str(path), exc.rule, str(exc)))
+                bar.advance()
+                continue
             if path.suffix.lower() == ".jsonl":
                 _jsonl_documents(path, meta, result)
                 bar.advance()
@@ -178,6 +307,12 @@ def ingest_folder(root: Path, default_groups: list[str]) -> IngestionResult:
                 )
                 bar.advance()
                 continue
+            try:
+                groups = _check_groups(meta["groups"], str(path))
+            except MetadataError as exc:
+                result.problems.append(IngestionProblem(str(path), exc.rule, str(exc)))
+                bar.advance()
+                continue
             result.documents.append(
                 {
                     "id": meta.get("id") or document_id(path, base),
@@ -185,7 +320,7 @@ def ingest_folder(root: Path, default_groups: list[str]) -> IngestionResult:
                     "text": text,
                     "source": meta.get("source") or path.relative_to(base).as_posix(),
                     "updated_at": meta.get("updated_at") or _modified(path),
-                    "groups": list(meta["groups"]),
+                    "groups": groups,
                     "_file": str(path),
                 }
             )

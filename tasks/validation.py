@@ -68,6 +68,14 @@ class DatasetValidationError(RuntimeError):
         super().__init__(" | ".join(r.message() for r in failed))
 
 
+class InputRejected(DatasetValidationError):
+    """Bad input found before any suite ran (its message names file, record and rule)."""
+
+    def __init__(self, message: str):
+        self.reports = []
+        RuntimeError.__init__(self, message)
+
+
 def _expectations(dataset: str, rules: dict[str, Any], known_ids: list[str] | None) -> list[Any]:
     """The expectation list for a dataset kind ('corpus', 'train' or 'eval')."""
     import great_expectations as gx
