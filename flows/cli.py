@@ -26,11 +26,24 @@ services_app = typer.Typer(
 )
 app.add_typer(services_app, name="services")
 console = Console(stderr=True)
+ANSWER_SERVICES = ("mlflow", "weaviate")  # answering never uses Prefect
 
 ProfileOption = Annotated[
     str | None, typer.Option("--profile", "-p", help="tiny | default | gpu (DUALENGINE_PROFILE)")
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+WaitOption = Annotated[
+    float | None,
+    typer.Option(
+        "--wait",
+        help="Seconds to wait for a run already in progress before refusing (exit 6); "
+        "default params.yaml index.lock_wait_seconds.",
+    ),
+]
+
+
+def _lock_wait(settings: Settings, wait: float | None) -> float:
+    return float(settings.params()["index"].get("lock_wait_seconds", 60) if wait is None else wait)
 
 
 def _settings(profile: str | None = None) -> Settings:
@@ -39,8 +52,9 @@ def _settings(profile: str | None = None) -> Settings:
     return get_settings()
 
 
-def _require_services(settings: Settings) -> None:
-    down = [s for s in services.status(settings) if not s.healthy]
+def _require_services(settings: Settings, needed: tuple[str, ...] = services.SERVICE_NAMES) -> None:
+    """Exit 2 naming the unreachable services among `needed` (answering needs no Prefect)."""
+    down = [s for s in services.status(settings) if not s.healthy and s.name in needed]
     if down:
         names = ", ".join(f"{s.name} ({s.url})" for s in down)
         console.print(
@@ -215,15 +229,20 @@ def finetune(
         str | None,
         typer.Option(help="JSONL of {instruction, output} rows for tone and format rules."),
     ] = None,
+    wait: WaitOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """RAFT data from the live index → GX/PII gate → LoRA via Accelerate → `challenger`."""
+    """RAFT data from the live index → GX/PII gate → LoRA via Accelerate → `challenger`.
+    One training at a time (Prefect limit `dualengine-training`, shared with `retrain`)."""
+    from flows.locks import TRAINING_LIMIT
+
     settings = _settings(profile)
     result = _report_flow(
         settings,
         "finetune_flow",
         "flows.finetune",
         as_json,
+        lock=(TRAINING_LIMIT, _lock_wait(settings, wait), "training"),
         profile=settings.profile,
         resume=resume,
         accelerate_config=accelerate_config,
@@ -317,32 +336,53 @@ def ingest(
 
 
 def _run_flow(
-    settings: Settings, flow_name: str, module: str = "flows.reindex", **kwargs: Any
+    settings: Settings,
+    flow_name: str,
+    module: str = "flows.reindex",
+    lock: tuple[str, float, str] | None = None,
+    **kwargs: Any,
 ) -> dict[str, Any]:
     """Run a flow of flows/reindex.py against the services (prefect is imported only after the
-    endpoints are in the environment, or it would start a temporary server of its own)."""
+    endpoints are in the environment, or it would start a temporary server of its own), under
+    `lock` = (Prefect concurrency limit, seconds to wait, what) if given."""
     _require_services(settings)
     services.export_endpoints(settings)
     import importlib
 
+    from flows.locks import Busy, exclusive
+    from tasks.indexing import IndexSafetyError
     from tasks.validation import DatasetValidationError
 
     flow = getattr(importlib.import_module(module), flow_name)
     try:
-        with contextlib.redirect_stdout(sys.stderr):
+        with (
+            contextlib.redirect_stdout(sys.stderr),
+            exclusive(*lock) if lock else contextlib.nullcontext(),
+        ):
             return flow(**kwargs)
     except DatasetValidationError as exc:
         console.print(f"[red]Validation failed; nothing downstream ran.[/red]\n{exc}")
         raise typer.Exit(3) from exc
+    except IndexSafetyError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(5) from exc
+    except Busy as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(6) from exc
 
 
 def _report_flow(
-    settings: Settings, flow_name: str, module: str, as_json: bool, **kwargs: Any
+    settings: Settings,
+    flow_name: str,
+    module: str,
+    as_json: bool,
+    lock: tuple[str, float, str] | None = None,
+    **kwargs: Any,
 ) -> dict[str, Any] | None:
     """Run a flow; a missing model, index or service exits 2 with the message; with --json
     the result is printed and None returned (the caller prints its table otherwise)."""
     try:
-        result = _run_flow(settings, flow_name, module, **kwargs)
+        result = _run_flow(settings, flow_name, module, lock, **kwargs)
     except LookupError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from exc
@@ -362,9 +402,20 @@ def reindex(
         typer.Option(help="Corpus JSONL or folder (repeatable); default: the bundled samples."),
     ] = None,
     evaluate: Annotated[bool, typer.Option(help="Evaluate retrieval (the rebuild gate).")] = True,
+    allow_mass_delete: Annotated[
+        bool,
+        typer.Option(
+            "--allow-mass-delete",
+            help="Let an incremental run remove more than index.max_delete_fraction of the "
+            "live objects.",
+        ),
+    ] = False,
+    wait: WaitOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Re-index: only new, changed and removed documents, or --full for a gated rebuild."""
+    """Re-index: only new, changed and removed documents, or --full for a gated rebuild.
+    Refused (exit 5, nothing written) when it would wipe or mass-delete the live index; one
+    re-index at a time (exit 6 when another does not finish within --wait)."""
     settings = get_settings()
     result = _report_flow(
         settings,
@@ -374,6 +425,8 @@ def reindex(
         full=full,
         corpus=corpus,
         evaluate=evaluate,
+        allow_mass_delete=allow_mass_delete,
+        lock_wait=_lock_wait(settings, wait),
     )
     if result is None:
         return
@@ -476,7 +529,7 @@ def ask(
     except AccessGroupsError as exc:
         console.print(f"[red]--group: {exc}[/red]")
         raise typer.Exit(2) from exc
-    _require_services(settings)
+    _require_services(settings, ANSWER_SERVICES)
     services.export_endpoints(settings)
     from flows.steps import answer
 
@@ -600,7 +653,7 @@ def serve_model(
     from dualengine.hybrid_model import serve_command, serve_env
 
     settings = get_settings()
-    _require_services(settings)
+    _require_services(settings, ANSWER_SERVICES)
     services.export_endpoints(settings)
     command = serve_command(settings, port, version, workers, host=host)
     console.print(" ".join(command))

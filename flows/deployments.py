@@ -17,9 +17,9 @@ from typing import Any
 
 from dualengine.settings import Settings
 from dualengine.webhook_receiver import PROMOTED
+from flows.locks import TRAINING_LIMIT, ensure_limit
 from flows.monitor_steps import DATA_UPDATED
 from flows.monitor_steps import EVENTS as ENGINE_EVENTS
-from flows.retrain import TRAINING_LIMIT
 
 # the event names and the training limit are defined where they are emitted and occupied
 EVENTS = {**ENGINE_EVENTS, "data": DATA_UPDATED, "promoted": PROMOTED}
@@ -162,21 +162,7 @@ def deploy_to_pool(settings: Settings, pool: str, only: list[str] | None = None)
 
 def ensure_training_limit() -> None:
     """The global concurrency limit that keeps one training at a time."""
-    import asyncio
-
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
-
-    async def upsert():
-        async with get_client() as client:
-            try:
-                await client.read_global_concurrency_limit_by_name(TRAINING_LIMIT)
-            except Exception:  # noqa: BLE001 - prefect raises ObjectNotFound subclasses
-                await client.create_global_concurrency_limit(
-                    GlobalConcurrencyLimitCreate(name=TRAINING_LIMIT, limit=1)
-                )
-
-    asyncio.run(upsert())
+    ensure_limit(TRAINING_LIMIT)
 
 
 def serve(settings: Settings, webhook: bool = True) -> None:

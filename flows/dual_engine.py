@@ -9,6 +9,7 @@ from prefect.artifacts import create_markdown_artifact
 
 from dualengine.settings import Settings
 from flows import behaviour_steps, knowledge_steps, serving_steps, steps
+from flows.locks import REINDEX_LIMIT, exclusive
 
 DEFAULT_QUESTION = "What did the Normans' Viking ancestors raid before settling in Normandy?"
 
@@ -30,7 +31,10 @@ def dual_engine_flow(
     corpora = knowledge_steps.resolve_corpora(settings, [corpus] if corpus else None)
     steps.validate_datasets(settings, paths, corpora)
     docs, quarantined = knowledge_steps.validate_corpus(settings, corpora)
-    index = knowledge_steps.reindex_knowledge(settings, docs, corpora, False, quarantined)
+    with exclusive(
+        REINDEX_LIMIT, settings.params()["index"].get("lock_wait_seconds", 60), "re-index"
+    ):
+        index = knowledge_steps.reindex_knowledge(settings, docs, corpora, False, quarantined)
     if not index["gate"].get("passed", True):
         logger.warning("index rebuild refused by the gate; training against the live index")
     live = {

@@ -134,8 +134,11 @@ def reindex_knowledge(
     full: bool,
     quarantined: list[dict[str, Any]],
     evaluate: bool = True,
+    allow_mass_delete: bool = False,
 ) -> dict[str, Any]:
-    """Incremental update or blue-green rebuild, recorded in the knowledge experiment."""
+    """Incremental update or blue-green rebuild, recorded in the knowledge experiment
+    (a refused run raises IndexSafetyError before Weaviate is written; its MLflow run
+    ends FAILED)."""
     import mlflow
 
     params = settings.params()
@@ -152,6 +155,7 @@ def reindex_knowledge(
                 params,
                 full=full,
                 eval_sets=eval_sets,
+                allow_mass_delete=allow_mass_delete,
             )
         manifest = result.manifest
         mlflow.log_params(

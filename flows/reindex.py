@@ -9,17 +9,31 @@ from prefect.artifacts import create_markdown_artifact
 
 from dualengine.settings import Settings
 from flows import knowledge_steps as ks
+from flows.locks import REINDEX_LIMIT, exclusive
 
 
 @flow(name="reindex", log_prints=True)
 def reindex_flow(
-    full: bool = False, corpus: list[str] | None = None, evaluate: bool = True
+    full: bool = False,
+    corpus: list[str] | None = None,
+    evaluate: bool = True,
+    allow_mass_delete: bool = False,
+    lock_wait: float | None = None,
 ) -> dict[str, Any]:
-    """Bring the live index up to date: only changed documents, or a gated full rebuild."""
+    """Bring the live index up to date: only changed documents, or a gated full rebuild.
+    One re-index at a time (limit `dualengine-reindex`; a second waits `lock_wait` seconds,
+    default params `index.lock_wait_seconds`, then is refused); a run that would wipe or
+    mass-delete the live index is refused unless `allow_mass_delete`."""
     settings = Settings()
-    corpora = ks.resolve_corpora(settings, corpus)
-    docs, quarantined = ks.validate_corpus(settings, corpora)
-    return ks.reindex_knowledge(settings, docs, corpora, full, quarantined, evaluate)
+    wait = (
+        settings.params()["index"].get("lock_wait_seconds", 60) if lock_wait is None else lock_wait
+    )
+    with exclusive(REINDEX_LIMIT, wait, "re-index"):
+        corpora = ks.resolve_corpora(settings, corpus)
+        docs, quarantined = ks.validate_corpus(settings, corpora)
+        return ks.reindex_knowledge(
+            settings, docs, corpora, full, quarantined, evaluate, allow_mass_delete
+        )
 
 
 @flow(name="evaluate-retrieval", log_prints=True)

@@ -12,8 +12,7 @@ from prefect.concurrency.sync import concurrency
 from prefect.runtime import flow_run
 
 from dualengine.settings import Settings
-
-TRAINING_LIMIT = "dualengine-training"
+from flows.locks import TRAINING_LIMIT, ensure_limit
 
 
 def recent_retrains(minutes: float) -> list[Any]:
@@ -65,7 +64,8 @@ def retrain_flow(profile: str | None = None, reason: str = "manual") -> dict[str
         )
         get_run_logger().info(message)
         return {"skipped": True, "reason": message}
-    with concurrency(TRAINING_LIMIT, occupy=1, strict=False):
+    ensure_limit(TRAINING_LIMIT)
+    with concurrency(TRAINING_LIMIT, occupy=1, strict=True):
         tuned = finetune_flow(profile=settings.profile)
         decision = promote_flow(profile=settings.profile, version=tuned["challenger_version"])
     create_markdown_artifact(

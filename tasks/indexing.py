@@ -67,6 +67,7 @@ class Manifest:
     updated_at: str
     corpus_hash: str
     retrieval: dict[str, float] = field(default_factory=dict)
+    complete: bool = False  # written True last, once the build is whole; False = never a version
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -89,6 +90,18 @@ class IncrementalPlan:
 
 class IndexingError(RuntimeError):
     """Objects Weaviate refused even after retries, or a count that does not add up."""
+
+
+class IndexSafetyError(RuntimeError):
+    """A re-index refused before writing anything: it would wipe or mass-delete the live index."""
+
+
+MIXED = "mixed"  # the doc_hash of a document whose objects disagree (a crash mid-update)
+
+
+def is_complete(manifest: dict[str, Any]) -> bool:
+    """A version counts only once its build finished (manifests before the flag count)."""
+    return bool(manifest.get("complete", True)) and bool(manifest)
 
 
 def content_hash(text: str) -> str:
@@ -154,15 +167,60 @@ def now_iso() -> str:
 
 
 def plan_incremental(
-    existing: dict[str, tuple[str, list[str]]], docs: list[dict[str, Any]]
+    existing: dict[str, tuple[str, list[str]]],
+    docs: list[dict[str, Any]],
+    expected: dict[str, set[str]] | None = None,
 ) -> IncrementalPlan:
-    """Diff live documents {doc_id: (doc_hash, object ids)} against the corpus (pure logic)."""
+    """Diff live documents {doc_id: (doc_hash, object ids)} against the corpus (pure logic).
+
+    A document is changed when its hash differs, when its objects disagree on the hash
+    (MIXED), or, given `expected` {doc_id: object ids}, when its live objects are not exactly
+    the expected ones (chunks missing or left over after an interrupted run)."""
     current = {str(d["id"]): document_hash(d) for d in docs}
     new = sorted(i for i in current if i not in existing)
-    changed = sorted(i for i in current if i in existing and existing[i][0] != current[i])
+
+    def differs(i: str) -> bool:
+        if existing[i][0] != current[i]:
+            return True
+        return expected is not None and set(existing[i][1]) != expected.get(i, set())
+
+    changed = sorted(i for i in current if i in existing and differs(i))
     removed = sorted(i for i in existing if i not in current)
     stale = [oid for i in changed + removed for oid in existing[i][1]]
     return IncrementalPlan(new, changed, removed, len(current) - len(new) - len(changed), stale)
+
+
+def expected_object_ids(chunks: list[Chunk]) -> dict[str, set[str]]:
+    """{doc_id: object ids} a corpus's chunks should have in the index."""
+    found: dict[str, set[str]] = {}
+    for chunk in chunks:
+        found.setdefault(chunk.doc_id, set()).add(chunk.object_id)
+    return found
+
+
+def check_deletions(
+    plan: IncrementalPlan,
+    existing: dict[str, tuple[str, list[str]]],
+    max_fraction: float,
+    allow_mass_delete: bool = False,
+) -> None:
+    """Refuse (IndexSafetyError) a plan that removes more than `max_fraction` of the live
+    objects with its removed documents, unless `allow_mass_delete`; never an empty corpus."""
+    live = sum(len(ids) for _, ids in existing.values())
+    doomed = sum(len(existing[i][1]) for i in plan.removed)
+    kept = plan.unchanged + len(plan.changed) + len(plan.new)
+    if live and kept == 0:
+        raise IndexSafetyError(
+            f"refused: the corpus has no valid documents, so this run would delete all {live} "
+            "live objects; the live index is unchanged (check the quarantine report)"
+        )
+    share = doomed / live if live else 0.0
+    if share > max_fraction and not allow_mass_delete:
+        raise IndexSafetyError(
+            f"refused: removing {len(plan.removed)} documents would delete {doomed} of {live} "
+            f"live objects ({share:.0%} > index.max_delete_fraction {max_fraction:.0%}); "
+            "nothing was written. Rerun with --allow-mass-delete if this is intended"
+        )
 
 
 # --- Weaviate operations -------------------------------------------------------------------
@@ -275,13 +333,18 @@ def delete_objects(collection, object_ids: list[str], batch: int = 500) -> int:
 
 
 def live_documents(collection) -> dict[str, tuple[str, list[str]]]:
-    """{doc_id: (doc_hash, [object ids])} of everything in a collection."""
-    found: dict[str, tuple[str, list[str]]] = {}
+    """{doc_id: (doc_hash, [object ids])} of everything in a collection; a document whose
+    objects carry different hashes (half-updated by a crash) gets the hash MIXED."""
+    hashes: dict[str, set[str]] = {}
+    ids: dict[str, list[str]] = {}
     for obj in collection.iterator(return_properties=["doc_id", "doc_hash"]):
         doc_id = str(obj.properties["doc_id"])
-        doc_hash = str(obj.properties.get("doc_hash") or "")
-        found.setdefault(doc_id, (doc_hash, []))[1].append(str(obj.uuid))
-    return found
+        hashes.setdefault(doc_id, set()).add(str(obj.properties.get("doc_hash") or ""))
+        ids.setdefault(doc_id, []).append(str(obj.uuid))
+    return {
+        doc_id: (next(iter(found)) if len(found) == 1 else MIXED, ids[doc_id])
+        for doc_id, found in hashes.items()
+    }
 
 
 def point_alias(client: weaviate.WeaviateClient, alias: str, collection: str) -> None:
@@ -297,15 +360,33 @@ def alias_target(client: weaviate.WeaviateClient, alias: str) -> str | None:
     return found.collection if found else None
 
 
+def _prefixed(client: weaviate.WeaviateClient, prefix: str) -> list[str]:
+    return [n for n in client.collections.list_all(simple=True) if n.startswith(prefix + "_")]
+
+
 def list_versions(client: weaviate.WeaviateClient, prefix: str) -> list[dict[str, Any]]:
-    """Manifests of every version of an index, oldest build first."""
+    """Manifests of every finished version of an index, oldest build first (a build that
+    did not finish is not a version)."""
     versions = []
-    for name in client.collections.list_all(simple=True):
-        if name.startswith(prefix + "_"):
-            manifest = read_manifest(client, name)
+    for name in _prefixed(client, prefix):
+        manifest = read_manifest(client, name)
+        if is_complete(manifest):
             manifest["collection"] = name
             versions.append(manifest)
     return sorted(versions, key=lambda m: m.get("built_at", ""))
+
+
+def remove_unfinished(client: weaviate.WeaviateClient, alias: str, prefix: str) -> list[str]:
+    """Delete the collections of builds that never finished (never the live one)."""
+    live = alias_target(client, alias)
+    doomed = [
+        n
+        for n in _prefixed(client, prefix)
+        if n != live and not is_complete(read_manifest(client, n))
+    ]
+    for name in doomed:
+        client.collections.delete(name)
+    return doomed
 
 
 def prune_versions(
@@ -313,6 +394,7 @@ def prune_versions(
 ) -> list[str]:
     """Delete the oldest versions beyond `keep`, never the live one."""
     live = alias_target(client, alias)
+    remove_unfinished(client, alias, prefix)
     versions = [v["collection"] for v in list_versions(client, prefix)]
     removable = [v for v in versions if v != live]
     excess = max(0, len(versions) - keep)

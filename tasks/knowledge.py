@@ -113,6 +113,7 @@ def reindex(
     params: dict[str, Any],
     full: bool = False,
     eval_sets: dict[str, list[dict[str, Any]]] | None = None,
+    allow_mass_delete: bool = False,
 ) -> ReindexResult:
     """Bring the live index up to date with `docs`.
 
@@ -120,8 +121,18 @@ def reindex(
     only new, changed and removed documents are touched; nothing changed touches nothing.
     Full (`full=True`, or no compatible live index): build a new collection version, gate it
     on recall against the live one, move the alias only if it passes, prune old versions.
+
+    Safety: an empty corpus is refused in both modes, and an incremental run whose removed
+    documents hold more than `index.max_delete_fraction` of the live objects is refused unless
+    `allow_mass_delete` (IndexSafetyError, nothing written). Builds that never finished are
+    deleted first.
     """
     started = time.perf_counter()
+    if not docs:
+        raise indexing.IndexSafetyError(
+            "refused: the corpus has no valid documents (empty or all quarantined); "
+            "the live index is unchanged"
+        )
     index_params = {
         **params["index"],
         "alpha": params["retrieval"]["alpha"],
@@ -137,13 +148,14 @@ def reindex(
         index=index_params,
     )
     live = indexing.alias_target(client, index_params["alias"])
+    indexing.remove_unfinished(client, index_params["alias"], index_params["collection_prefix"])
     live_manifest = indexing.read_manifest(client, live) if live else {}
     compatible = (
         live_manifest.get("embedding_model") == embedding.identity
         and live_manifest.get("chunking") == job.chunking
     )
     if live and compatible and not full:
-        result = _incremental(client, job, live, live_manifest)
+        result = _incremental(client, job, live, live_manifest, allow_mass_delete)
     else:
         result = _blue_green(client, job, live, eval_sets or {})
     result.seconds = round(time.perf_counter() - started, 2)
@@ -163,10 +175,19 @@ class _Job:
     index: dict[str, Any]
 
 
-def _incremental(client, job: _Job, live: str, live_manifest: dict[str, Any]) -> ReindexResult:
+def _incremental(
+    client, job: _Job, live: str, live_manifest: dict[str, Any], allow_mass_delete: bool
+) -> ReindexResult:
     collection = client.collections.get(live)
     docs, data_version = job.docs, job.data_version
-    plan = indexing.plan_incremental(indexing.live_documents(collection), docs)
+    existing = indexing.live_documents(collection)
+    expected = indexing.expected_object_ids(
+        indexing.chunk_corpus(docs, job.tokenizer, job.chunking)
+    )
+    plan = indexing.plan_incremental(existing, docs, expected)
+    indexing.check_deletions(
+        plan, existing, float(job.index.get("max_delete_fraction", 0.25)), allow_mass_delete
+    )
     upserted, deleted = indexing.apply_incremental(
         client, live, plan, docs, job.tokenizer, job.chunking, job.embedding.embed
     )
@@ -178,6 +199,7 @@ def _incremental(client, job: _Job, live: str, live_manifest: dict[str, Any]) ->
             objects=indexing.collection_count(client, live),
             updated_at=indexing.now_iso(),
             corpus_hash=job.corpus,
+            complete=True,
         )
         indexing.write_manifest(client, indexing.Manifest(**manifest))
     return ReindexResult(
@@ -205,9 +227,11 @@ def _blue_green(client, job: _Job, live: str | None, eval_sets) -> ReindexResult
     name = indexing.collection_name(prefix, version)
     chunks = indexing.chunk_corpus(docs, job.tokenizer, chunking)
     existing = indexing.read_manifest(client, name) if client.collections.exists(name) else {}
-    reusable = existing.get("corpus_hash") == corpus and indexing.collection_count(
-        client, name
-    ) == len(chunks)
+    reusable = (
+        indexing.is_complete(existing)
+        and existing.get("corpus_hash") == corpus
+        and indexing.collection_count(client, name) == len(chunks)
+    )
     if name == live and not reusable:  # never rebuild the live collection in place
         name = f"{name}_{int(time.time())}"
         existing = {}
@@ -253,6 +277,7 @@ def _blue_green(client, job: _Job, live: str | None, eval_sets) -> ReindexResult
                 "reason": f"candidate {metric} {new_score:.4f} "
                 f"{'>=' if passed else '<'} live {live_score:.4f} - {margin}",
             }
+    manifest.complete = True  # written last: only now is this build a version
     indexing.write_manifest(client, manifest)
     if gate["passed"]:
         indexing.point_alias(client, alias, name)

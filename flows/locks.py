@@ -1,0 +1,65 @@
+"""One re-index and one training at a time: Prefect global concurrency limits, taken by the
+flows, the deployments and the CLI alike. A second run waits a bounded time, then is refused."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+
+REINDEX_LIMIT = "dualengine-reindex"
+TRAINING_LIMIT = "dualengine-training"
+LEASE_SECONDS = 300.0  # a holder killed with -9 frees the slot when its lease runs out
+
+
+class Busy(RuntimeError):
+    """Another run holds the limit and did not let go within the wait."""
+
+
+def ensure_limit(name: str, limit: int = 1) -> None:
+    """Create the global concurrency limit if it does not exist yet (an absent limit would let
+    every caller through, so it must exist before anyone takes it)."""
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+
+    async def upsert() -> None:
+        async with get_client() as client:
+            try:
+                await client.read_global_concurrency_limit_by_name(name)
+            except ObjectNotFound:
+                with contextlib.suppress(ObjectAlreadyExists):  # another caller was first
+                    await client.create_global_concurrency_limit(
+                        GlobalConcurrencyLimitCreate(name=name, limit=limit)
+                    )
+
+    asyncio.run(upsert())
+
+
+@contextmanager
+def exclusive(name: str, wait_seconds: float, what: str) -> Iterator[None]:
+    """Hold one slot of `name` (limit 1) for the body; Busy after `wait_seconds` of waiting."""
+    from prefect.concurrency.sync import concurrency
+
+    ensure_limit(name)
+    stack = ExitStack()
+    try:
+        stack.enter_context(
+            concurrency(
+                name,
+                occupy=1,
+                timeout_seconds=max(1.0, float(wait_seconds)),
+                strict=True,
+                lease_duration=LEASE_SECONDS,
+            )
+        )
+    except TimeoutError as exc:
+        raise Busy(
+            f"refused: another {what} holds the Prefect concurrency limit '{name}' and did "
+            f"not finish within {wait_seconds:g} s; nothing was changed. Try again later "
+            "(or wait longer with --wait)"
+        ) from exc
+    with stack:
+        yield
