@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.metadata
-import json
 import os
 import shutil
 from pathlib import Path
@@ -69,24 +68,9 @@ def _complete(folder: Path) -> bool:
 
 def convert_smollm2(target: Path) -> Path:
     """Dequantize the GGUF once into a safetensors folder (a GGUF-loaded model can't be saved)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from dualengine.conversion import convert_gguf
 
-    gguf = smollm2_gguf_path()
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    fresh = AutoModelForCausalLM.from_config(loaded.config)
-    fresh.load_state_dict(loaded.state_dict())
-    staging = target.with_name(target.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    fresh.save_pretrained(staging)
-    tokenizer.save_pretrained(staging)
-    (staging / "SOURCE.json").write_text(
-        json.dumps({"gguf": str(gguf), "package": SMOLLM2_PACKAGE, "licence": "Apache-2.0"})
-    )
-    (staging / ".complete").write_text("ok\n")
-    shutil.rmtree(target, ignore_errors=True)
-    staging.rename(target)
-    return target
+    return convert_gguf(smollm2_gguf_path(), target, {"package": SMOLLM2_PACKAGE})
 
 
 def ensure_smollm2(settings: Settings) -> Path:

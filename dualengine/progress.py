@@ -72,9 +72,47 @@ class ProgressReporter:
             self._last_percent = percent
 
 
+class PlainReporter:
+    """Progress lines on stderr every 10 %, where rich is not installed (a bare GPU image)."""
+
+    def __init__(self, description: str, total: int):
+        import time
+
+        self.total, self.done, self._last = max(total, 1), 0, -10.0
+        self._description, self._started = description, time.perf_counter()
+        self._bar = self  # start()/stop() below, like rich's Progress
+
+    def advance(self, amount: int = 1) -> None:
+        import time
+
+        self.done += amount
+        percent = min(100.0, 100.0 * self.done / self.total)
+        if percent - self._last >= 10 or self.done == self.total:
+            elapsed = time.perf_counter() - self._started
+            print(
+                f"{self._description}: {self.done}/{self.total} ({percent:.0f} %, {elapsed:.1f} s)",
+                file=sys.stderr,
+                flush=True,
+            )
+            self._last = percent
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+
 @contextmanager
-def progress(description: str, total: int, key: str | None = None) -> Iterator[ProgressReporter]:
+def progress(
+    description: str, total: int, key: str | None = None
+) -> Iterator[ProgressReporter | PlainReporter]:
     """Context manager around ProgressReporter that always closes the terminal bar."""
+    try:
+        import rich  # noqa: F401
+    except ImportError:
+        yield PlainReporter(description, total)
+        return
     reporter = ProgressReporter(description, total, key)
     reporter._bar.start()
     try:

@@ -7,18 +7,18 @@ from typing import Any
 PASSAGE_WORD_LIMIT = 160
 
 
-def context_block(passages: list[dict[str, Any]], word_limit: int = PASSAGE_WORD_LIMIT) -> str:
-    """Numbered passages with their ids, each cut to word_limit words."""
+def context_block(passages: list[dict[str, Any]], word_limit: int | None = None) -> str:
+    """Numbered passages with their ids, each cut to word_limit words (None: whole)."""
     lines = []
     for number, passage in enumerate(passages, start=1):
         words = passage["text"].split()
-        text = " ".join(words[:word_limit])
+        text = " ".join(words if word_limit is None else words[:word_limit])
         lines.append(f"[{number}] ({passage['passage_id']}) {passage.get('title', '')}: {text}")
     return "\n".join(lines)
 
 
 def messages_for(
-    system: str, question: str, passages: list[dict[str, Any]], word_limit: int = PASSAGE_WORD_LIMIT
+    system: str, question: str, passages: list[dict[str, Any]], word_limit: int | None = None
 ) -> list[dict[str, str]]:
     """Chat messages for a grounded question (no passages = closed-book)."""
     if passages:
@@ -46,9 +46,14 @@ def fit_prompt(
     passages: list[dict[str, Any]],
     budget: int,
 ) -> list[int]:
-    """Prompt ids within `budget` tokens: shorten every passage (down to 48 words), then drop
-    trailing passages, then shorten the last one further."""
+    """Prompt ids within `budget` tokens: whole passages when they fit (the training shape),
+    else shorten every passage (160 words, then down to 48), then drop trailing passages, then
+    shorten the last one further. Training never relies on the cuts: `prompt_fits` drops
+    examples whose whole prompt does not fit instead."""
     kept = list(passages)
+    ids = prompt_ids(tokenizer, messages_for(system, question, kept))
+    if len(ids) <= budget:
+        return ids
     limit = PASSAGE_WORD_LIMIT
     while True:
         ids = prompt_ids(tokenizer, messages_for(system, question, kept, limit))
@@ -62,6 +67,13 @@ def fit_prompt(
             limit //= 2
         else:
             return ids[-budget:]
+
+
+def prompt_fits(
+    tokenizer, system: str, question: str, passages: list[dict[str, Any]], budget: int
+) -> bool:
+    """Whether the prompt with every passage whole fits `budget` tokens."""
+    return len(prompt_ids(tokenizer, messages_for(system, question, passages))) <= budget
 
 
 def clean_answer(text: str) -> str:

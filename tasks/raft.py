@@ -54,28 +54,30 @@ def build_raft_examples(
     oracle_missing_fraction: float,
     seed: int,
     passage_words: int = 0,
+    gold: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
     """One example per QA item: shuffled passages (oracle kept or left out) and the target.
 
-    With passage_words > 0 every passage is cut to that many words, the oracle around its
-    answer, so the answer survives the cut and examples fit a small context window."""
+    Passages are whole retrieved chunks, as the model sees them when answering; `gold(item)`
+    gives the gold passage (the chunk of the gold document holding the answer), else the whole
+    gold document is used. Distractors are retrieved chunks of other documents. passage_words
+    > 0 cuts every passage to that many words (the oracle around its answer): an old recipe,
+    kept for comparisons only."""
     rng = random.Random(seed)
     examples = []
     for item in items:
         oracle_id = str(item["passage_id"])
-        oracle = corpus[oracle_id]
+        oracle = gold(item) if gold else {"passage_id": oracle_id, **corpus[oracle_id]}
         hits = [
             h for h in retrieve(item["question"]) if h["passage_id"].split("#", 1)[0] != oracle_id
         ]
         passages = [_passage(h, words=passage_words) for h in hits[:distractors]]
         keep_oracle = rng.random() >= oracle_missing_fraction
         if keep_oracle:
-            passages.append(
-                _passage({"passage_id": oracle_id, **oracle}, item["answer"], passage_words)
-            )
+            passages.append(_passage(oracle, item["answer"], passage_words))
         rng.shuffle(passages)
         if keep_oracle:
-            position = 1 + [p["passage_id"] for p in passages].index(oracle_id)
+            position = 1 + [p["passage_id"] for p in passages].index(str(oracle["passage_id"]))
             target = grounded_target(item["answer"], position)
         else:
             target = REFUSAL
@@ -93,6 +95,31 @@ def build_raft_examples(
             }
         )
     return examples
+
+
+def encode_raft_examples(
+    tokenizer, system: str, examples: list[dict[str, Any]], max_length: int
+) -> tuple[list[Any], list[str]]:
+    """Training examples whose whole prompt (every passage uncut) and whole target fit
+    `max_length` tokens, and the ids of those that did not (dropped, never cut: a cut could
+    remove the gold passage or the answer from the prompt)."""
+    from tasks.prompting import prompt_fits
+    from tasks.training import encode_example
+
+    eos = tokenizer.eos_token or ""
+    kept, dropped = [], []
+    for e in examples:
+        target = len(tokenizer(e["target"] + eos, add_special_tokens=False)["input_ids"])
+        fits = target <= max_length // 4 and prompt_fits(
+            tokenizer, system, e["question"], e["passages"], max_length - target
+        )
+        if not fits:
+            dropped.append(str(e["id"]))
+            continue
+        kept.append(
+            encode_example(tokenizer, system, e["question"], e["passages"], e["target"], max_length)
+        )
+    return kept, dropped
 
 
 def instruction_examples(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -114,5 +141,6 @@ def instruction_examples(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _passage(hit: dict[str, Any], answer: str = "", words: int = 0) -> dict[str, Any]:
+    """A passage dict for a prompt: id, title and text (cut only when words > 0)."""
     text = answer_window(hit["text"], answer, words) if words else hit["text"]
     return {"passage_id": hit["passage_id"], "title": hit.get("title", ""), "text": text}

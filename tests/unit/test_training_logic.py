@@ -36,3 +36,17 @@ def test_collate_pads_and_masks(tokenizer):
     assert batch["input_ids"].shape == batch["labels"].shape
     assert int(batch["attention_mask"][0].sum()) == len(a.input_ids)
     assert int(batch["labels"][0, len(a.input_ids) :].ne(IGNORE_INDEX).sum()) == 0
+
+
+def test_whole_passages_when_they_fit_and_overlong_examples_are_dropped(tokenizer):
+    from tasks.raft import encode_raft_examples
+
+    short = [{"passage_id": "p0", "title": "T", "text": "word " * 200}]  # > 160 words, fits
+    assert tokenizer.decode(fit_prompt(tokenizer, "s", "q?", short, 1024)).count("word") == 200
+    rows = [
+        {"id": "fits", "question": "q?", "passages": short, "target": "a [1]"},
+        {"id": "long", "question": "q?", "passages": PASSAGES, "target": "a [1]"},
+    ]
+    kept, dropped = encode_raft_examples(tokenizer, "system", rows, 512)
+    assert dropped == ["long"] and len(kept) == 1 and len(kept[0].input_ids) <= 512
+    assert tokenizer.decode(kept[0].input_ids).count("word") == 200  # never cut
