@@ -23,6 +23,7 @@ if [ -z "$PY" ]; then
 fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+export TQDM_DISABLE=1 HF_HUB_DISABLE_PROGRESS_BARS=1  # keep the device output tail readable
 
 case "$MODE" in
   prepare)
