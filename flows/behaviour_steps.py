@@ -338,11 +338,43 @@ def _generator(base: str, adapter: str | None, max_length: int):
     return load_generator(base, adapter, max_length)
 
 
+def base_score_key(
+    settings: Settings, paths: DatasetPaths, base: str, items: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """What the base model's gate scores depend on: its weights, the held-out set, the index
+    version, the questions with their three contexts, and the scoring parameters."""
+    from dualengine.weaviate_client import weaviate_client
+    from tasks.indexing import alias_target
+    from tasks.score_cache import digest, model_digest
+
+    params = settings.params()
+    tp = settings.training_params()
+    with weaviate_client(settings) as client:
+        collection = alias_target(client, params["index"]["alias"])
+    fields = ("question", "answer", "oracle_id", "retrieved", "oracle", "missing")
+    return {
+        "kind": "gate-base",
+        "base_model": model_digest(base),
+        "held_out": files_version({"eval": paths.eval}),
+        "index": collection or "-",
+        "inputs": digest([{k: i.get(k) for k in fields} for i in items]),
+        "params": digest(
+            {
+                "system_prompt": tp["system_prompt"],
+                "max_new_tokens": tp["max_new_tokens"],
+                "context_length": settings.context_length(),
+                "inference": settings.params().get("inference", {}),
+            }
+        ),
+    }
+
+
 @task(name="promotion-gate", **STEP)
 def promotion_gate(settings: Settings, paths: DatasetPaths, challenger: str) -> dict[str, Any]:
     """Challenger vs champion vs base on held-out questions; champion moves only on evidence."""
     import mlflow
-    from tasks.gate import HIGHER_IS_BETTER, decide_promotion, score_model
+    from tasks import score_cache
+    from tasks.gate import HIGHER_IS_BETTER, ModelScores, decide_promotion, score_model
     from tasks.retrieval import recall_at_k
 
     params = settings.params()
@@ -369,10 +401,12 @@ def promotion_gate(settings: Settings, paths: DatasetPaths, challenger: str) -> 
             tp["max_new_tokens"],
         )
 
-    scores = {
-        "challenger": score("challenger", challenger, chall_adapter),
-        "base": score("base", None, None),
-    }
+    scores = {"challenger": score("challenger", challenger, chall_adapter)}
+    base_scores, base_source = score_cache.cached(
+        base_score_key(settings, paths, base, items),
+        lambda: score("base", None, None).per_question,
+    )
+    scores["base"] = ModelScores("base", None, base_scores)
     current = registry.version_by_alias(name, registry.CHAMPION)
     if current is not None and str(current.version) != challenger:
         _, champ_adapter = registry.download_version(name, str(current.version), cache)
@@ -414,7 +448,7 @@ def promotion_gate(settings: Settings, paths: DatasetPaths, challenger: str) -> 
     )
     with mlflow.start_run(run_id=chall_version.run_id):
         mlflow.log_metrics(metrics)
-        mlflow.log_dict(decision.as_dict(), "gate_decision.json")
+        mlflow.log_dict(decision.as_dict() | {"base_scores": base_source}, "gate_decision.json")
         tracking.log_dataset(
             [{k: v for k, v in i.items() if k in ("id", "question", "answer")} for i in items],
             paths.eval,
@@ -431,7 +465,9 @@ def promotion_gate(settings: Settings, paths: DatasetPaths, challenger: str) -> 
         key="promotion-decision",
         markdown=f"## Promotion gate for `{name}` v{challenger}: "
         f"{'PROMOTED' if decision.promote else 'refused'}\n\n"
-        f"Metric `{decision.metric}`, margin {decision.margin}.\n\n- "
+        f"Metric `{decision.metric}`, margin {decision.margin}. Base model scores: "
+        f"{'from the cache' if base_source['from_cache'] else 'scored now'} "
+        f"(key `{base_source['key']}`).\n\n- "
         + decision.reason.replace("; ", "\n- ")
         + "\n\nPaired gains of the challenger, mean [95% bootstrap CI] (NLL: reduction):\n\n"
         + "| rival | "
@@ -464,4 +500,5 @@ def promotion_gate(settings: Settings, paths: DatasetPaths, challenger: str) -> 
         "metrics": metrics,
         "table": decision.table,
         "gains": decision.gains,
+        "base_scores": base_source,
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -37,6 +38,7 @@ def evaluate_flow(
     a diagnosis line and the conflict rate; to MLflow, Prefect artifacts and an HTML report."""
     from dualengine.api import load_generator_version
     from dualengine.weaviate_client import weaviate_client
+    from tasks import score_cache
     from tasks.attribution import conflict_rate, diagnose, gaps, table_rows
     from tasks.indexing import alias_target
 
@@ -54,7 +56,7 @@ def evaluate_flow(
         raise LookupError("no live index: run `dualengine reindex` first")
     finetuned, version = load_generator_version(settings, ref)
     base, _ = load_generator_version(settings, "base")
-    sections = []
+    sections, cache_notes = [], {}
     for name in sets:
         items = es.attribution_items(settings, name, questions)
         max_new = int((config.get("max_new_tokens") or {}).get(name) or 0) or int(
@@ -62,9 +64,15 @@ def evaluate_flow(
         )
         scores, answers = {}, {}
         for label, generator in (("base", base), ("finetuned", finetuned)):
-            by_context, answers[label] = es.score_model_conditions(
-                settings, generator, label, items, max_new
-            )
+            run = partial(es.score_model_conditions, settings, generator, label, items, max_new)
+            if label == "base":  # the base model's scores are reused until an input changes
+                (by_context, answers[label]), source = score_cache.cached(
+                    es.base_score_key(settings, name, items, max_new, collection),
+                    run,
+                )
+                cache_notes[name] = source
+            else:
+                by_context, answers[label] = run()
             scores |= {(label, context): s for context, s in by_context.items()}
         seed, n_boot = int(params["training"]["seed"]), int(reg["bootstrap_samples"])
         sections.append(
@@ -94,6 +102,9 @@ def evaluate_flow(
         "questions_per_set": questions,
         "sets": ",".join(sets),
         "eval_file": str(paths.eval),
+        "base_scores_from_cache": ",".join(
+            f"{k}:{'yes' if v['from_cache'] else 'no'}" for k, v in cache_notes.items()
+        ),
     }
     recorded = es.record_attribution(settings, sections, meta)
     return {

@@ -60,6 +60,35 @@ def attribution_items(settings: Settings, name: str, questions: int) -> list[dic
     return items
 
 
+def base_score_key(
+    settings: Settings, name: str, items: list[dict[str, Any]], max_new_tokens: int, index: str
+) -> dict[str, Any]:
+    """What the base model's attribution scores depend on: weights, held-out set, index version,
+    the items with their contexts, prompts and token budgets."""
+    from dualengine.models import base_model_path
+    from tasks.data import files_version
+    from tasks.score_cache import digest, model_digest
+
+    params = settings.params()
+    return {
+        "kind": "attribution-base",
+        "base_model": model_digest(base_model_path(settings)),
+        "set": name,
+        "held_out": files_version({"eval": set_paths(settings, name)[1]}),
+        "index": index,
+        "inputs": digest(items),
+        "params": digest(
+            {
+                "system_prompt": settings.training_params()["system_prompt"],
+                "closed_book_prompt": params["answer"]["closed_book_prompt"],
+                "max_new_tokens": max_new_tokens,
+                "context_length": settings.context_length(),
+                "inference": params.get("inference", {}),
+            }
+        ),
+    }
+
+
 @task(name="score-conditions", **STEP)
 def score_model_conditions(
     settings: Settings, generator, label: str, items: list[dict[str, Any]], max_new_tokens: int

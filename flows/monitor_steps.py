@@ -176,16 +176,13 @@ def golden_oracle_f1(settings: Settings) -> tuple[float | None, float | None]:
     generator, _ = load_generator_version(settings, str(champion.version))
     items = attribution_items.fn(settings, "xquad", int(params["monitor"]["golden_questions"]))
     tp = settings.training_params()
-    answers = []
-    for start in range(0, len(items), 8):
-        batch = items[start : start + 8]
-        answers += generator.answer_batch(
-            tp["system_prompt"],
-            [i["question"] for i in batch],
-            [i["oracle"] for i in batch],
-            int(tp["max_new_tokens"]),
-            raw=True,
-        )
+    answers = generator.answer_many(
+        tp["system_prompt"],
+        [i["question"] for i in items],
+        [i["oracle"] for i in items],
+        int(tp["max_new_tokens"]),
+        raw=True,
+    )
     scores = [
         token_f1(split_citation(a)[0], i["answer"]) for a, i in zip(answers, items, strict=True)
     ]

@@ -144,18 +144,16 @@ def score_conditions(
     for context in CONTEXTS:
         passages = [[] if context == "closed_book" else i[context] for i in items]
         prompt = closed_book_system if context == "closed_book" else system
-        texts: list[str] = []
-        for start in range(0, len(items), batch_size):
-            raw = generator.answer_batch(
-                prompt,
-                questions[start : start + batch_size],
-                passages[start : start + batch_size],
-                max_new_tokens,
-                raw=True,
-            )
-            texts += [split_citation(t)[0] for t in raw]
-            if on_batch:
-                on_batch(len(raw))
+        raw = generator.answer_many(
+            prompt,
+            questions,
+            passages,
+            max_new_tokens,
+            raw=True,
+            batch_size=batch_size,
+            on_batch=on_batch,
+        )
+        texts = [split_citation(t)[0] for t in raw]
         answers[context] = texts
         support = [i["retrieved"] if context == "closed_book" else i[context] for i in items]
         scores[context] = {

@@ -119,18 +119,19 @@ def score_model(
     scores = ModelScores(name, version, {k: [] for k in (*HIGHER_IS_BETTER, *GUARDRAILS)})
     questions = [i["question"] for i in items]
     with progress(f"gate: scoring {name}", 3 * len(items), key=f"gate-{name}") as bar:
-        answers: dict[str, list[str]] = {}
-        for label, contexts in (("retrieved", retrieved), ("oracle", oracle), ("missing", missing)):
-            answers[label] = []
-            for start in range(0, len(items), batch_size):
-                answers[label] += generator.answer_batch(
-                    system,
-                    questions[start : start + batch_size],
-                    contexts[start : start + batch_size],
-                    max_new_tokens,
-                    raw=True,
-                )
-                bar.advance(len(questions[start : start + batch_size]))
+        conditions = {"retrieved": retrieved, "oracle": oracle, "missing": missing}
+        answers = {
+            label: generator.answer_many(
+                system,
+                questions,
+                contexts,
+                max_new_tokens,
+                raw=True,
+                batch_size=batch_size,
+                on_batch=bar.advance,
+            )
+            for label, contexts in conditions.items()
+        }
     for i, item in enumerate(items):
         for label in ("retrieved", "oracle"):
             text, _ = split_citation(answers[label][i])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,25 +17,26 @@ class Generator:
     model: Any
     tokenizer: Any
     max_length: int
+    batch_size: int = 8
 
-    def answer_batch(
+    def prompts(
         self,
         system: str,
         questions: list[str],
         contexts: list[list[dict[str, Any]]],
         max_new_tokens: int,
-        raw: bool = False,
-    ) -> list[str]:
-        """Greedy answers for a batch of questions, each with its own passages.
-
-        raw=True keeps the reply's first line as generated (with any `[n]` citation)."""
-        import torch
-
+    ) -> list[list[int]]:
+        """Prompt ids that leave room for max_new_tokens within max_length."""
         budget = self.max_length - max_new_tokens
-        prompts = [
+        return [
             fit_prompt(self.tokenizer, system, q, ctx, budget)
             for q, ctx in zip(questions, contexts, strict=True)
         ]
+
+    def generate_ids(self, prompts: list[list[int]], max_new_tokens: int) -> list[str]:
+        """Greedy continuations of one batch of prompt ids (left-padded), decoded."""
+        import torch
+
         width = max(len(p) for p in prompts)
         pad = self.tokenizer.pad_token_id
         ids = torch.full((len(prompts), width), pad, dtype=torch.long)
@@ -51,10 +53,47 @@ class Generator:
                 pad_token_id=pad,
                 eos_token_id=self.tokenizer.eos_token_id,
             )
-        texts = self.tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)
-        if raw:
-            return [t.strip().split("\n", 1)[0].strip() for t in texts]
-        return [clean_answer(split_citation(t.strip().split("\n", 1)[0])[0]) for t in texts]
+        return self.tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)
+
+    def answer_many(
+        self,
+        system: str,
+        questions: list[str],
+        contexts: list[list[dict[str, Any]]],
+        max_new_tokens: int,
+        raw: bool = False,
+        batch_size: int | None = None,
+        on_batch: Callable[[int], Any] | None = None,
+    ) -> list[str]:
+        """Greedy answers for any number of questions, each with its own passages, in input
+        order. Batches are formed from prompts of similar length (sorted), so little of each
+        batch is padding; `on_batch(n)` is called after every batch.
+
+        raw=True keeps the reply's first line as generated (with any `[n]` citation)."""
+        prompts = self.prompts(system, questions, contexts, max_new_tokens)
+        texts = [""] * len(prompts)
+        size = max(1, batch_size or self.batch_size)
+        for rows in length_batches([len(p) for p in prompts], size):
+            for row, text in zip(
+                rows, self.generate_ids([prompts[r] for r in rows], max_new_tokens), strict=True
+            ):
+                texts[row] = text
+            if on_batch:
+                on_batch(len(rows))
+        return [finish(t, raw) for t in texts]
+
+    def answer_batch(
+        self,
+        system: str,
+        questions: list[str],
+        contexts: list[list[dict[str, Any]]],
+        max_new_tokens: int,
+        raw: bool = False,
+    ) -> list[str]:
+        """Greedy answers for the given questions as one batch."""
+        return self.answer_many(
+            system, questions, contexts, max_new_tokens, raw, batch_size=max(1, len(questions))
+        )
 
     def answer_nll(
         self,
@@ -62,33 +101,42 @@ class Generator:
         questions: list[str],
         contexts: list[list[dict[str, Any]]],
         targets: list[str],
-        batch_size: int = 8,
+        batch_size: int | None = None,
     ) -> list[float]:
-        """Per-question mean NLL of the target reply given the prompt (teacher forcing)."""
+        """Per-question mean NLL of the target reply given the prompt (teacher forcing), with
+        the LM head applied only at the target's positions and length-sorted batches."""
         import torch
 
-        from tasks.gate import nll_from_logits
-        from tasks.training import collate, encode_example
+        from tasks.training import collate, encode_example, nll_per_row
 
-        values: list[float] = []
-        for start in range(0, len(questions), batch_size):
-            examples = [
-                encode_example(self.tokenizer, system, q, ctx, t, self.max_length)
-                for q, ctx, t in zip(
-                    questions[start : start + batch_size],
-                    contexts[start : start + batch_size],
-                    targets[start : start + batch_size],
-                    strict=True,
-                )
-            ]
-            batch = collate(examples, self.tokenizer.pad_token_id)
+        examples = [
+            encode_example(self.tokenizer, system, q, ctx, t, self.max_length)
+            for q, ctx, t in zip(questions, contexts, targets, strict=True)
+        ]
+        values = [0.0] * len(examples)
+        size = max(1, batch_size or self.batch_size)
+        for rows in length_batches([len(e.input_ids) for e in examples], size):
+            batch = collate([examples[r] for r in rows], self.tokenizer.pad_token_id)
             batch = {k: v.to(self.model.device) for k, v in batch.items()}
             with torch.inference_mode():
-                logits = self.model(
-                    input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
-                ).logits
-            values.extend(nll_from_logits(logits, batch["labels"]))
+                for row, value in zip(rows, nll_per_row(self.model, batch), strict=True):
+                    values[row] = value
         return values
+
+
+def length_batches(lengths: list[int], size: int) -> list[list[int]]:
+    """Row indices grouped into batches of at most `size` rows of similar length (longest
+    first, so a memory problem shows in the first batch)."""
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    return [order[start : start + size] for start in range(0, len(order), size)]
+
+
+def finish(text: str, raw: bool) -> str:
+    """A generation's first line: as generated (raw) or cleaned, without its citation."""
+    line = text.strip().split("\n", 1)[0]
+    if raw:
+        return line.strip()
+    return clean_answer(split_citation(line)[0])
 
 
 def load_generator(base_model: str, adapter_dir: str | None, max_length: int) -> Generator:
