@@ -131,7 +131,7 @@ def run(settings, n_queries: int) -> dict:
 
     latencies.sort()
     return {
-        "machine": f"{os.cpu_count()} cores, torch threads {settings.torch_threads or 'all'}",
+        "machine": f"{os.cpu_count()} cores, torch threads {settings.threads()}",
         "documents": len(docs),
         "chunks": len(chunks),
         "chunking_seconds": round(chunk_seconds, 2),

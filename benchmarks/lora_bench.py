@@ -118,7 +118,7 @@ def main() -> None:
     from tasks.training import configure_threads, load_tokenizer
 
     settings = get_settings()
-    configure_threads(settings.torch_threads)
+    configure_threads(settings.threads())
     params = settings.training_params() | {
         "max_steps": args.steps,
         "checkpoint_every": 0,

@@ -28,7 +28,9 @@ def load_generator_version(settings: Settings, model: str = "champion") -> tuple
     """The generator for a registry alias or version (adapter downloaded once per version)."""
     from tasks import registry
     from tasks.generation import load_generator
+    from tasks.training import configure_threads
 
+    configure_threads(settings.threads())
     name = settings.params()["registry"]["model_name"]
     max_length = settings.context_length()
     if model == "base" or (

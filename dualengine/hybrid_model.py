@@ -45,6 +45,7 @@ class HybridPyfunc(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
         from dualengine.api import engine_for
         from tasks.generation import load_generator
+        from tasks.training import configure_threads
 
         config = dict(context.model_config or {})
         for key, env in ENV_OVERRIDES.items():
@@ -60,6 +61,7 @@ class HybridPyfunc(mlflow.pyfunc.PythonModel):
             embedding_model=config["embedding_model"],
         )
         adapter = context.artifacts.get("adapter")
+        configure_threads(settings.threads())
         generator = load_generator(config["base_model"], adapter, settings.context_length())
         self.engine = engine_for(
             settings,

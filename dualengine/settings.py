@@ -59,7 +59,10 @@ class Settings(BaseSettings):
     mlflow_port: int = 5000
     weaviate_port: int = 8080
 
-    torch_threads: int | None = None
+    torch_threads: int | None = Field(
+        default=None,
+        description="torch intra-op threads; default 1 while the services run on this machine",
+    )
 
     webhook_port: int = Field(default=5056, description="MLflow webhook receiver (serve)")
     webhook_secret: str | None = Field(
@@ -85,6 +88,19 @@ class Settings(BaseSettings):
     def query_log(self) -> str:
         """Where answered queries are logged (SQLite in the state folder unless set)."""
         return self.query_log_url or f"sqlite:///{self.state / 'query_log.db'}"
+
+    def threads(self) -> int:
+        """Torch threads for training, scoring and answering: the setting; else 1 while
+        Weaviate runs on this machine (it, MLflow and Prefect share the cores: measured on 2
+        loaded cores, two torch threads were several times slower than one, see
+        benchmarks/README.md), else every core."""
+        if self.torch_threads:
+            return self.torch_threads
+        from urllib.parse import urlparse
+
+        host = urlparse(self.weaviate_url).hostname if self.weaviate_url else "127.0.0.1"
+        local = host in ("127.0.0.1", "localhost", "::1", "0.0.0.0")
+        return 1 if local else (os.cpu_count() or 1)
 
     @property
     def params_path(self) -> Path:

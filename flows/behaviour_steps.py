@@ -274,7 +274,7 @@ def train_adapter(
             "checkpoint_dir": str(checkpoints),
             "resume": resume,
             "mlflow_run_id": run.info.run_id,
-            "torch_threads": settings.torch_threads,
+            "torch_threads": settings.threads(),
         }
         result = launch_training(spec, accelerate_config, num_processes)
         mlflow.log_metrics(
@@ -376,7 +376,9 @@ def promotion_gate(settings: Settings, paths: DatasetPaths, challenger: str) -> 
     from tasks import score_cache
     from tasks.gate import HIGHER_IS_BETTER, ModelScores, decide_promotion, score_model
     from tasks.retrieval import recall_at_k
+    from tasks.training import configure_threads
 
+    configure_threads(settings.threads())
     params = settings.params()
     tp = settings.training_params()
     reg = params["registry"]

@@ -126,10 +126,12 @@ def set_seed(seed: int) -> None:
 
 
 def configure_threads(threads: int | None) -> None:
-    """Torch threads: the setting, else every core (use 1 when other work runs beside it)."""
+    """Torch threads: the given number (Settings.threads()), else every core."""
     import torch
 
-    torch.set_num_threads(threads or os.cpu_count() or 1)
+    wanted = threads or os.cpu_count() or 1
+    if torch.get_num_threads() != wanted:
+        torch.set_num_threads(wanted)
 
 
 def lora_config(params: dict[str, Any]):
