@@ -33,15 +33,16 @@ def load_generator_version(settings: Settings, model: str = "champion") -> tuple
     configure_threads(settings.threads())
     name = settings.params()["registry"]["model_name"]
     max_length = settings.context_length()
+    quantize = settings.quantize()
     if model == "base" or (
         model == registry.CHAMPION and registry.version_by_alias(name, model) is None
     ):
-        return load_generator(base_model_path(settings), None, max_length), "base"
+        return load_generator(base_model_path(settings), None, max_length, quantize), "base"
     version, adapter = registry.download_version(name, model, settings.cache_dir / "adapters")
     base = (version.tags or {}).get("base_model")
     if not base or (base.startswith("/") and not Path(base).exists()):
         base = base_model_path(settings)
-    return load_generator(base, adapter, max_length), str(version.version)
+    return load_generator(base, adapter, max_length, quantize), str(version.version)
 
 
 def engine_for(

@@ -62,7 +62,9 @@ class HybridPyfunc(mlflow.pyfunc.PythonModel):
         )
         adapter = context.artifacts.get("adapter")
         configure_threads(settings.threads())
-        generator = load_generator(config["base_model"], adapter, settings.context_length())
+        generator = load_generator(
+            config["base_model"], adapter, settings.context_length(), settings.quantize()
+        )
         self.engine = engine_for(
             settings,
             generator,

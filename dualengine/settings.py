@@ -141,6 +141,16 @@ class Settings(BaseSettings):
         params = self.training_params()
         return int(params.get("context_length") or params["max_length"])
 
+    def quantize(self) -> str:
+        """How answering and scoring run on CPU: params.yaml `inference.quantize`
+        (`none` = fp32, `int8` = dynamic int8 Linear layers)."""
+        value = str((self.params().get("inference") or {}).get("quantize", "none"))
+        if value not in ("none", "int8"):
+            raise ValueError(
+                f"{self.params_path}: inference.quantize is {value!r}; use 'none' or 'int8'"
+            )
+        return value
+
     def with_training_override(self, **values: Any) -> Settings:
         """A copy whose training parameters are changed for one run (e.g. max_steps)."""
         return self.model_copy(update={"training_overrides": self.training_overrides | values})

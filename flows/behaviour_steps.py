@@ -332,10 +332,10 @@ def register_challenger(
     return version
 
 
-def _generator(base: str, adapter: str | None, max_length: int):
+def _generator(base: str, adapter: str | None, max_length: int, quantize: str = "none"):
     from tasks.generation import load_generator
 
-    return load_generator(base, adapter, max_length)
+    return load_generator(base, adapter, max_length, quantize)
 
 
 def base_score_key(
@@ -363,7 +363,7 @@ def base_score_key(
                 "system_prompt": tp["system_prompt"],
                 "max_new_tokens": tp["max_new_tokens"],
                 "context_length": settings.context_length(),
-                "inference": settings.params().get("inference", {}),
+                "quantize": settings.quantize(),
             }
         ),
     }
@@ -390,7 +390,7 @@ def promotion_gate(settings: Settings, paths: DatasetPaths, challenger: str) -> 
     base = (chall_version.tags or {}).get("base_model") or base_model_path(settings)
 
     def score(label: str, version: str | None, adapter: str | None):
-        generator = _generator(base, adapter, settings.context_length())
+        generator = _generator(base, adapter, settings.context_length(), settings.quantize())
         return score_model(
             label,
             version,

@@ -83,7 +83,7 @@ def base_score_key(
                 "closed_book_prompt": params["answer"]["closed_book_prompt"],
                 "max_new_tokens": max_new_tokens,
                 "context_length": settings.context_length(),
-                "inference": params.get("inference", {}),
+                "quantize": settings.quantize(),
             }
         ),
     }

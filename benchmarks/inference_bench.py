@@ -1,0 +1,179 @@
+"""P7: CPU answering speed, fp32 vs torch dynamic int8, against the machine's physical limit.
+
+    .venv/bin/python benchmarks/inference_bench.py [--questions 40] [--single 6] [--threads 1]
+
+On the `default` base model (SmolLM2-135M-Instruct, converted in ~/.cache/dualengine) and real
+held-out XQuAD questions, each prompted like the gate's retrieved condition: the gold paragraph
+and two other paragraphs of the same article (seeded order), the training system prompt, the
+answering context length. In one run, alternating fp32 and int8:
+
+- single answers (batch 1): latency p50 per mode and their ratio;
+- batch scoring (`answer_many`, batches of 8): answers/s per mode;
+- quality: token-F1 per question in both modes, the paired mean difference with a 95 %
+  bootstrap interval, and how many greedy answers are identical;
+- the physical limit: FLOPs per answer (2 × linear parameters × tokens + attention) ÷ (threads
+  × the fp32 matmul GFLOP/s measured here), and each mode's share of it.
+
+The 1-, 5- and 15-minute load averages are recorded before and after (the machine is shared).
+Results go to benchmarks/results/inference.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def matmul_gflops(threads: int, seconds: float = 3.0) -> float:
+    """fp32 GFLOP/s of a prefill-shaped matmul (tokens × hidden @ hidden × 4·hidden)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    a, b = torch.randn(512, 576), torch.randn(576, 1536)
+    for _ in range(3):
+        a @ b
+    n, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        a @ b
+        n += 1
+    return 2 * 512 * 576 * 1536 * n / (time.perf_counter() - started) / 1e9
+
+
+def answer_flops(config, prompt_tokens: int, new_tokens: int) -> float:
+    """Forward FLOPs of one greedy answer: every Linear of every layer per token, the LM head
+    at the last prompt position and each new token, and attention scores + values."""
+    h, layers = config.hidden_size, config.num_hidden_layers
+    kv = h * config.num_key_value_heads // config.num_attention_heads
+    per_layer = h * h * 2 + h * kv * 2 + 3 * h * config.intermediate_size
+    total = 0.0
+    for step in range(new_tokens):
+        tokens = prompt_tokens if step == 0 else 1
+        context = prompt_tokens + step
+        total += 2 * layers * per_layer * tokens
+        total += 2 * 2 * layers * h * tokens * (context if step else context / 2)
+        total += 2 * h * config.vocab_size
+    return total
+
+
+def prompts_from_held_out(settings, n: int, seed: int) -> list[dict]:
+    from tasks.data import read_jsonl, sample_dataset_paths
+    from tasks.raft import answer_window
+
+    paths = sample_dataset_paths(settings.data_dir, settings.params())
+    corpus = {str(d["id"]): d for d in read_jsonl(paths.corpus)}
+    by_title: dict[str, list[str]] = {}
+    for doc_id, doc in corpus.items():
+        by_title.setdefault(doc["title"], []).append(doc_id)
+    rng = random.Random(seed)
+    rows = rng.sample(read_jsonl(paths.eval), n)
+    items = []
+    for row in rows:
+        gold = str(row["relevant_ids"][0])
+        others = [d for d in by_title[corpus[gold]["title"]] if d != gold]
+        chosen = [gold, *rng.sample(others, min(2, len(others)))]
+        rng.shuffle(chosen)
+        passages = [
+            {
+                "passage_id": f"{d}#0",
+                "title": corpus[d]["title"],
+                "text": answer_window(corpus[d]["text"], row["answer"], 150),
+            }
+            for d in chosen
+        ]
+        items.append({"question": row["question"], "answer": row["answer"], "ctx": passages})
+    return items
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--questions", type=int, default=40)
+    parser.add_argument("--single", type=int, default=6, help="single answers timed per mode")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "inference.json"))
+    args = parser.parse_args()
+
+    import torch
+
+    from dualengine.models import base_model_path
+    from dualengine.settings import Settings
+    from tasks.evaluation import token_f1
+    from tasks.gate import paired_difference
+    from tasks.generation import load_generator
+    from tasks.raft import split_citation
+
+    load_before = os.getloadavg()
+    torch.set_num_threads(args.threads)
+    settings = Settings(profile="default")
+    tp = settings.training_params()
+    base = base_model_path(settings)
+    system, new = tp["system_prompt"], int(tp["max_new_tokens"])
+    items = prompts_from_held_out(settings, args.questions, int(tp["seed"]))
+    questions = [i["question"] for i in items]
+    contexts = [i["ctx"] for i in items]
+    gens = {m: load_generator(base, None, settings.context_length(), m) for m in ("none", "int8")}
+    lengths = [len(p) for p in gens["none"].prompts(system, questions, contexts, new)]
+    gflops = matmul_gflops(args.threads)
+    config = gens["none"].model.config
+    flops = statistics.mean(answer_flops(config, n, new) for n in lengths)
+    limit = gflops * 1e9 / flops  # answers/s the machine's fp32 matmul speed allows
+
+    single: dict[str, list[float]] = {"none": [], "int8": []}
+    for i in range(min(args.single, len(items))):
+        for mode in ("none", "int8") if i % 2 == 0 else ("int8", "none"):
+            started = time.perf_counter()
+            gens[mode].answer_batch(system, questions[i : i + 1], contexts[i : i + 1], new)
+            single[mode].append(time.perf_counter() - started)
+    answers, seconds = {}, {}
+    for mode in ("none", "int8"):
+        started = time.perf_counter()
+        answers[mode] = gens[mode].answer_many(system, questions, contexts, new, raw=True)
+        seconds[mode] = time.perf_counter() - started
+    f1 = {
+        m: [
+            token_f1(split_citation(a)[0], i["answer"])
+            for a, i in zip(answers[m], items, strict=True)
+        ]
+        for m in answers
+    }
+    diff = paired_difference(f1["int8"], f1["none"], int(tp["seed"]), 1000)
+    p50 = {m: statistics.median(v) for m, v in single.items()}
+    result = {
+        "when": time.strftime("%Y-%m-%d %H:%M"),
+        "machine": f"{os.cpu_count()} cores, torch threads {args.threads}",
+        "load_before": [round(x, 2) for x in load_before],
+        "load_after": [round(x, 2) for x in os.getloadavg()],
+        "base_model": base,
+        "questions": len(items),
+        "mean_prompt_tokens": round(statistics.mean(lengths), 1),
+        "max_new_tokens": new,
+        "matmul_gflops_fp32": round(gflops, 1),
+        "gflop_per_answer": round(flops / 1e9, 1),
+        "limit_answers_per_s_fp32": round(limit, 3),
+        "single_p50_s": {m: round(v, 3) for m, v in p50.items()},
+        "single_ratio_fp32_over_int8": round(p50["none"] / p50["int8"], 2),
+        "batch_answers_per_s": {m: round(len(items) / s, 3) for m, s in seconds.items()},
+        "batch_ratio_int8_over_fp32": round(seconds["none"] / seconds["int8"], 2),
+        "batch_share_of_fp32_limit": {
+            m: round(len(items) / s / limit, 3) for m, s in seconds.items()
+        },
+        "f1_mean": {m: round(statistics.mean(v), 4) for m, v in f1.items()},
+        "f1_int8_minus_fp32": {k: round(v, 4) for k, v in diff.items()},
+        "identical_answers": sum(
+            a == b for a, b in zip(answers["none"], answers["int8"], strict=True)
+        ),
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
