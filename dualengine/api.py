@@ -4,7 +4,10 @@
     with open_engine() as engine:
         print(engine.ask("Who won Super Bowl 50?", groups=["public"]).answer)
 
-`model` is `champion` (default), `challenger`, a version number, or `base` (no adapter). Until a
+`groups` are the caller's access groups: a list of names; omitted or None → params.yaml
+`retrieval.anonymous_groups`; an empty list, a string or a wildcard raises `AccessGroupsError`
+(dualengine/resolve.py). `model` is `champion` (default), `challenger`, a version number, or
+`base` (no adapter). Until a
 challenger has earned `champion`, the base model answers (version "base"): the knowledge
 engine keeps serving while the behaviour engine has nothing better to offer.
 """

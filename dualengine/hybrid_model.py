@@ -110,13 +110,15 @@ def _records(model_input) -> list[dict[str, Any]]:
 
 def signature():
     from mlflow.models import ModelSignature
-    from mlflow.types.schema import Array, ColSpec, Schema
+    from mlflow.types.schema import AnyType, ColSpec, Schema
 
     return ModelSignature(
         inputs=Schema(
             [
                 ColSpec("string", "question"),
-                ColSpec(Array("string"), "groups", required=False),
+                # Any, not Array(string): MLflow's schema would turn [7] into ["7"] and fail a
+                # batch where some records have no groups; dualengine.resolve decides instead.
+                ColSpec(AnyType(), "groups", required=False),
                 ColSpec("boolean", "conflict_check", required=False),
             ]
         )
