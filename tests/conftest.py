@@ -76,5 +76,24 @@ def weaviate(stack, settings):
     client.close()
 
 
+@pytest.fixture(scope="session")
+def first_run(stack):
+    """One `dualengine run --profile tiny` on the session's servers, shared by the e2e and
+    fault tests (live index, champion, registered hybrid)."""
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "flows", "run", "--profile", "tiny", "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=1200,
+    )
+    assert out.returncode == 0, f"dualengine run exited {out.returncode}:\n{out.stderr[-4000:]}"
+    return json.loads(out.stdout)
+
+
 def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(_STATE, ignore_errors=True)
