@@ -3,12 +3,15 @@
 Each runs as a child process in its own session with a log and a PID file in the state folder;
 `services.json` there records the endpoints so every later command finds them. A service given
 by the environment (PREFECT_API_URL, MLFLOW_TRACKING_URI, DUALENGINE_WEAVIATE_URL) is external:
-it is checked, never started or stopped.
+it is checked, never started or stopped. Every managed service requires authentication with
+secrets generated per state folder (see dualengine/credentials.py); `export_endpoints` hands
+the endpoints and the credentials to the clients of this process and its children.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import signal
@@ -22,12 +25,10 @@ from typing import Any
 
 import httpx
 
-from dualengine import weaviate_server
+from dualengine import credentials, weaviate_server
 from dualengine.settings import Settings
 
 SERVICE_NAMES = ("prefect", "mlflow", "weaviate")
-# A fixed Fernet key for the local MLflow only; set MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY elsewhere.
-WEBHOOK_KEY = "ZHVhbGVuZ2luZS1sb2NhbC13ZWJob29rcy1rZXktMDE="
 
 
 @dataclass
@@ -100,8 +101,8 @@ def read_state(settings: Settings) -> dict[str, Any]:
 
 
 def write_state(settings: Settings, state: dict[str, Any]) -> None:
-    settings.state.mkdir(parents=True, exist_ok=True)
-    _state_file(settings).write_text(json.dumps(state, indent=2, sort_keys=True))
+    credentials.private_dir(settings.state)
+    credentials.write_private(_state_file(settings), json.dumps(state, indent=2, sort_keys=True))
 
 
 def _pick(
@@ -153,11 +154,20 @@ def resolve_endpoints(settings: Settings) -> Endpoints:
     )
 
 
+def client_credentials(settings: Settings, endpoints: Endpoints | None = None):
+    """The credentials clients send to these endpoints (configured, else generated locally)."""
+    endpoints = endpoints or resolve_endpoints(settings)
+    return credentials.client_credentials(settings, endpoints.external)
+
+
 def export_endpoints(settings: Settings) -> Endpoints:
-    """Put the endpoints into os.environ before prefect or mlflow are imported."""
+    """Put the endpoints and their credentials into os.environ before prefect or mlflow are
+    imported, so this process and every child (flow runs, `accelerate launch` workers,
+    `mlflow models serve`) reach the services authenticated."""
     endpoints = resolve_endpoints(settings)
     os.environ["PREFECT_API_URL"] = endpoints.prefect_api_url
     os.environ["MLFLOW_TRACKING_URI"] = endpoints.mlflow_tracking_uri
+    os.environ.update(client_credentials(settings, endpoints).environment())
     os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
     return endpoints
 
@@ -221,7 +231,10 @@ def _prefect_spec(settings: Settings) -> tuple[list[str], dict[str, str], dict[s
     port = preferred_or_free(settings.prefect_port)
     home = settings.state / "prefect"
     home.mkdir(parents=True, exist_ok=True)
+    auth = credentials.local_secrets(settings).prefect_auth_string
     env = {
+        "PREFECT_SERVER_API_AUTH_STRING": auth,
+        "PREFECT_API_AUTH_STRING": auth,
         "PREFECT_HOME": str(home),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home / 'prefect.db'}",
@@ -239,6 +252,42 @@ def mlflow_store(settings: Settings) -> Path:
     return Path(os.environ.get("DUALENGINE_MLFLOW_STORE") or settings.mlflow_dir)
 
 
+def _ini(value: str) -> str:
+    """A value for configparser: one line, '%' escaped from interpolation."""
+    if "\n" in value or "\r" in value:
+        raise ValueError("MLflow credentials must be a single line")
+    return value.replace("%", "%%")
+
+
+def mlflow_auth_config(settings: Settings) -> Path:
+    """The basic-auth app's config (0600): its own user database in the state folder and the
+    admin (configured, else generated); new users get no permission until the admin grants
+    one. A database whose admin was created with other credentials is replaced."""
+    secrets = credentials.local_secrets(settings)
+    folder = credentials.private_dir(settings.state / "mlflow-auth")
+    database = folder / "basic_auth.db"
+    admin = f"{secrets.mlflow_admin_username}:{secrets.mlflow_admin_password}"
+    fingerprint = hashlib.sha256(admin.encode()).hexdigest()
+    marker = folder / "admin.sha256"
+    if not marker.exists() or marker.read_text().strip() != fingerprint:
+        database.unlink(missing_ok=True)  # its admin had other credentials
+        credentials.write_private(marker, fingerprint)
+    path = folder / "basic_auth.ini"
+    credentials.write_private(
+        path,
+        "[mlflow]\n"
+        "default_permission = NO_PERMISSIONS\n"
+        f"database_uri = sqlite:///{database}\n"
+        f"admin_username = {_ini(secrets.mlflow_admin_username)}\n"
+        f"admin_password = {_ini(secrets.mlflow_admin_password)}\n"
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+        "grant_default_workspace_access = false\n"
+        # one worker: a password change through the API invalidates its cache entry at once
+        "auth_cache_ttl_seconds = 60\n",
+    )
+    return path
+
+
 def _mlflow_spec(settings: Settings) -> tuple[list[str], dict[str, str], dict[str, Any]]:
     port = preferred_or_free(settings.mlflow_port)
     store = mlflow_store(settings)
@@ -246,6 +295,8 @@ def _mlflow_spec(settings: Settings) -> tuple[list[str], dict[str, str], dict[st
     command = [
         _bin("mlflow"),
         "server",
+        "--app-name",
+        "basic-auth",
         "--backend-store-uri",
         f"sqlite:///{store / 'mlflow.db'}",
         "--artifacts-destination",
@@ -258,12 +309,13 @@ def _mlflow_spec(settings: Settings) -> tuple[list[str], dict[str, str], dict[st
         "--workers",
         "1",
     ]
+    secrets = credentials.local_secrets(settings)
     env = {
+        "MLFLOW_AUTH_CONFIG_PATH": str(mlflow_auth_config(settings)),
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.mlflow_flask_secret_key,
         "MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https",
         "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true",
-        "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY": os.environ.get(
-            "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY", WEBHOOK_KEY
-        ),
+        "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY": secrets.webhook_encryption_key,
     }
     return command, env, {"url": f"http://127.0.0.1:{port}", "port": port, "store": str(store)}
 
@@ -275,7 +327,8 @@ def _weaviate_spec(settings: Settings) -> tuple[list[str], dict[str, str], dict[
     base = free_port_block(5)
     data = settings.state / "weaviate-data"
     data.mkdir(parents=True, exist_ok=True)
-    env = weaviate_server.server_environment(data, http_port, grpc_port, base)
+    api_key = credentials.local_secrets(settings).weaviate_api_key
+    env = weaviate_server.server_environment(data, http_port, grpc_port, base, api_key)
     command = weaviate_server.server_command(binary, http_port)
     info = {"url": f"http://127.0.0.1:{http_port}", "port": http_port, "grpc_port": grpc_port}
     return command, env, info
@@ -313,6 +366,7 @@ def up(
     only: tuple[str, ...] = SERVICE_NAMES,
 ) -> list[ServiceStatus]:
     """Start every managed service that is not already healthy, then wait for all of them."""
+    credentials.private_dir(settings.state)
     endpoints = resolve_endpoints(settings)
     state = read_state(settings)
     started: dict[str, subprocess.Popen] = {}

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 WEAVIATE_VERSION = "1.38.11"
@@ -24,7 +24,9 @@ def default_cache_dir() -> Path:
 class Settings(BaseSettings):
     """Runtime settings; every field can be set as DUALENGINE_<FIELD> in the environment."""
 
-    model_config = SettingsConfigDict(env_prefix="DUALENGINE_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="DUALENGINE_", extra="ignore", populate_by_name=True
+    )
 
     home: Path = Field(default=PROJECT_ROOT, description="project folder (params.yaml, data/)")
     state_dir: Path | None = Field(default=None, description="PID files, logs, service state")
@@ -43,7 +45,9 @@ class Settings(BaseSettings):
         default=None, description="an existing Weaviate (http://host:port); not started then"
     )
     weaviate_grpc_port: int | None = None
-    weaviate_api_key: str | None = None
+    weaviate_api_key: str | None = Field(
+        default=None, description="Weaviate API key; default: the one `services up` generated"
+    )
     weaviate_mode: Literal["auto", "binary", "embedded"] = "auto"
     weaviate_nodes: int = Field(
         default=1, ge=1, le=9, description="Weaviate nodes (`services up`; replication factor)"
@@ -58,6 +62,25 @@ class Settings(BaseSettings):
     prefect_port: int = 4200
     mlflow_port: int = 5000
     weaviate_port: int = 8080
+
+    mlflow_username: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DUALENGINE_MLFLOW_USERNAME", "MLFLOW_TRACKING_USERNAME"),
+        description="MLflow basic-auth user; default: the local server's generated admin",
+    )
+    mlflow_password: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DUALENGINE_MLFLOW_PASSWORD", "MLFLOW_TRACKING_PASSWORD"),
+    )
+    prefect_auth_string: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DUALENGINE_PREFECT_AUTH_STRING", "PREFECT_API_AUTH_STRING"),
+        description="user:password of the Prefect API; default: the local server's generated one",
+    )
+    model_signing_key: str | None = Field(
+        default=None,
+        description="HMAC key that signs registered hybrid models; default: one in the state",
+    )
 
     torch_threads: int | None = Field(
         default=None,

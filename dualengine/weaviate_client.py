@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from dualengine.services import resolve_endpoints
+from dualengine.services import client_credentials, resolve_endpoints
 from dualengine.settings import Settings
 
 if TYPE_CHECKING:
@@ -14,13 +14,15 @@ if TYPE_CHECKING:
 
 
 def connect(settings: Settings) -> weaviate.WeaviateClient:
-    """Connect over HTTP + gRPC; an API key is used when DUALENGINE_WEAVIATE_API_KEY is set."""
+    """Connect over HTTP + gRPC with the API key (DUALENGINE_WEAVIATE_API_KEY, else the key
+    `services up` generated for the local node)."""
     import weaviate
     from weaviate.classes.init import AdditionalConfig, Auth, Timeout
 
     endpoints = resolve_endpoints(settings)
     host, port = endpoints.weaviate_host_port
     secure = endpoints.weaviate_http.startswith("https")
+    api_key = client_credentials(settings, endpoints).weaviate_api_key
     return weaviate.connect_to_custom(
         http_host=host,
         http_port=port,
@@ -28,9 +30,7 @@ def connect(settings: Settings) -> weaviate.WeaviateClient:
         grpc_host=host,
         grpc_port=endpoints.weaviate_grpc_port,
         grpc_secure=secure,
-        auth_credentials=Auth.api_key(settings.weaviate_api_key)
-        if settings.weaviate_api_key
-        else None,
+        auth_credentials=Auth.api_key(api_key) if api_key else None,
         additional_config=AdditionalConfig(timeout=Timeout(init=10, query=60, insert=120)),
     )
 

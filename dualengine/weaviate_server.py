@@ -99,13 +99,30 @@ def ensure_binary(settings: Settings) -> Path:
     )
 
 
-def server_environment(
-    data_dir: Path, http_port: int, grpc_port: int, base_port: int
-) -> dict[str, str]:
-    """Environment for one local node on 127.0.0.1; base_port..+3 for gossip/data/raft/profiling."""
+API_KEY_USER = "dualengine"
+
+
+def auth_environment(api_key: str, user: str = API_KEY_USER) -> dict[str, str]:
+    """API-key authentication, anonymous access off; the key's user is the only (admin) user."""
+    if not api_key or "," in api_key:
+        raise ValueError("the Weaviate API key must be a non-empty string without commas")
     return {
-        "AUTHENTICATION_ANONYMOUS_ACCESS_ENABLED": "true",
-        "AUTHORIZATION_ADMINLIST_ENABLED": "false",
+        "AUTHENTICATION_ANONYMOUS_ACCESS_ENABLED": "false",
+        "AUTHENTICATION_APIKEY_ENABLED": "true",
+        "AUTHENTICATION_APIKEY_ALLOWED_KEYS": api_key,
+        "AUTHENTICATION_APIKEY_USERS": user,
+        "AUTHORIZATION_ADMINLIST_ENABLED": "true",
+        "AUTHORIZATION_ADMINLIST_USERS": user,
+    }
+
+
+def server_environment(
+    data_dir: Path, http_port: int, grpc_port: int, base_port: int, api_key: str
+) -> dict[str, str]:
+    """Environment for one local node on 127.0.0.1 with API-key auth; base_port..+4 for
+    gossip/data/raft/raft-RPC/profiling."""
+    return {
+        **auth_environment(api_key),
         "DEFAULT_VECTORIZER_MODULE": "none",
         "ENABLE_MODULES": "",
         "PERSISTENCE_DATA_PATH": str(data_dir),

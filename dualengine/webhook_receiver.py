@@ -9,11 +9,11 @@ registers the webhook with MLflow (event `model_version_alias.created`), so a pe
 from __future__ import annotations
 
 import json
-import secrets
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from dualengine.credentials import generated_secret
 from dualengine.settings import Settings
 from tasks.webhooks import (
     MAX_BODY_BYTES,
@@ -30,15 +30,10 @@ SOCKET_TIMEOUT_S = 10.0
 
 
 def webhook_secret(settings: Settings) -> str:
-    """The configured secret, else one generated once and kept in the state folder."""
+    """The configured secret, else one generated once in the state folder's secrets (0600)."""
     if settings.webhook_secret:
         return settings.webhook_secret
-    path = settings.state / "webhook.secret"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(32))
-        path.chmod(0o600)
-    return path.read_text().strip()
+    return generated_secret(settings, "webhook-hmac-secret")[0]
 
 
 def handle_delivery(

@@ -50,6 +50,20 @@ def _test_params() -> Path:
 os.environ["DUALENGINE_PARAMS_FILE"] = str(_test_params())
 
 
+def _export_credentials() -> None:
+    """Generate the stack's secrets now and export them, as `services up` and the CLI do, so
+    that prefect and mlflow (imported later by test modules) send them; the stack is the
+    default authenticated one."""
+    from dualengine.credentials import local_secrets
+    from dualengine.settings import get_settings
+
+    local_secrets(get_settings())
+    services.export_endpoints(get_settings())
+
+
+_export_credentials()
+
+
 @pytest.fixture(scope="session")
 def settings():
     from dualengine.settings import get_settings

@@ -37,7 +37,7 @@ def test_weaviate_url_setting_marks_weaviate_external(tmp_path):
 
 
 def test_node_ports_are_distinct_and_loopback_only():
-    env = server_environment(Path("/data"), 8080, 50051, 7100)
+    env = server_environment(Path("/data"), 8080, 50051, 7100, "key")
     ports = [
         env[k]
         for k in (
