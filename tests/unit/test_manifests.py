@@ -37,7 +37,13 @@ SECRETISH = re.compile(r"PASSWORD|SECRET|API_KEY|AUTH_STRING|ALLOWED_KEYS|ACCESS
 
 
 def required_env() -> set[str]:
-    from_settings = {f"DUALENGINE_{name.upper()}" for name in Settings.model_fields}
+    """DUALENGINE_<FIELD> of every setting, except one that also reads a client variable
+    (e.g. MLFLOW_TRACKING_USERNAME): that one is wired under the client name."""
+    from_settings = set()
+    for name, field in Settings.model_fields.items():
+        aliases = set(getattr(field.validation_alias, "choices", None) or [])
+        if not aliases & CLIENT_VARS:
+            from_settings.add(f"DUALENGINE_{name.upper()}")
     return (from_settings - set(LOCAL_ONLY)) | CLIENT_VARS
 
 
