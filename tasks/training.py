@@ -81,21 +81,26 @@ def collate(batch: list[TrainingExample], pad_id: int) -> dict[str, Any]:
 def answer_token_losses(model, batch: dict[str, Any]):
     """Per-token NLL of the labelled (answer) tokens and each token's row.
 
-    The LM head runs only at the positions that predict a label (`logits_to_keep` as a boolean
-    mask), not over the full vocabulary at every prompt position: for a 1,000-token prompt and
-    a 49,152-token vocabulary that is ~200 MB of fp32 logits per row saved, with the same loss.
+    The LM head runs only at the positions that predict a label (`logits_to_keep` given those
+    positions), not over the full vocabulary at every prompt position: for a 1,000-token
+    prompt and a 49,152-token vocabulary that is ~200 MB of fp32 logits per row saved, with
+    the same loss.
     """
     import torch
 
     labels = batch["labels"]
     keep = torch.zeros_like(labels, dtype=torch.bool)
     keep[:, :-1] = labels[:, 1:].ne(IGNORE_INDEX)
+    # 1-D positions (the union over rows), which every transformers 5.x accepts; a 2-D mask
+    # is only understood by newer releases than the GPU image's.
+    cols = keep.any(dim=0).nonzero().squeeze(1)
     logits = model(
-        input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], logits_to_keep=keep
+        input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], logits_to_keep=cols
     ).logits
-    targets = labels[:, 1:][keep[:, :-1]]
-    losses = torch.nn.functional.cross_entropy(logits.float(), targets, reduction="none")
-    return losses, keep.nonzero()[:, 0]
+    kept = keep[:, cols]
+    targets = labels[:, cols + 1][kept]
+    losses = torch.nn.functional.cross_entropy(logits[kept].float(), targets, reduction="none")
+    return losses, kept.nonzero()[:, 0]
 
 
 def answer_loss(model, batch: dict[str, Any]):
