@@ -311,6 +311,7 @@ def score(generator, params: dict[str, Any], items, max_new_tokens: int, batch: 
 
 def run(args: argparse.Namespace) -> None:
     import torch
+    from accelerate.state import AcceleratorState
 
     from tasks.generation import load_generator
     from tasks.raft import encode_raft_examples
@@ -362,7 +363,10 @@ def run(args: argparse.Namespace) -> None:
         "recipes": {},
     }
     durations: list[float] = []
+    only = {n for n in (args.only or "").split(",") if n}
     for recipe in recipes(args.dry_run):
+        if only and recipe["name"] not in only:
+            continue
         elapsed = time.perf_counter() - STARTED
         estimate = max(durations) if durations else 0.0
         if recipe.get("optional") and elapsed + estimate > args.budget_s:
@@ -386,6 +390,8 @@ def run(args: argparse.Namespace) -> None:
                 f"{len(held_encoded)} for early stopping; lr {tp['learning_rate']}, "
                 f"max_steps {tp['max_steps']}, seed {tp['seed']}"
             )
+            # one process trains several recipes: the next may use another mixed precision
+            AcceleratorState._reset_state()
             result = train_lora(base, encoded, tp, adapter, eval_examples=held_encoded or None)
             meta |= {
                 "params": {k: v for k, v in tp.items() if k != "system_prompt"},
@@ -549,6 +555,7 @@ def main() -> None:
     r.add_argument("--batch", type=int, default=64)
     r.add_argument("--budget-s", type=float, default=330.0)
     r.add_argument("--dry-run", action="store_true", help="2 steps, 3 recipes (CPU check)")
+    r.add_argument("--only", help="comma-separated recipe names (default: every recipe)")
     s = sub.add_parser("report", help="CPU: BCa table from a results.json")
     s.add_argument("results")
     s.add_argument("--out")
