@@ -97,7 +97,8 @@ class HybridPyfunc(mlflow.pyfunc.PythonModel):
             check = row.get("conflict_check")
             check = None if check is None or check != check else bool(check)  # NaN → default
             requests.append((question, groups, check))
-        return [self.engine.ask(q, g, c).as_dict() for q, g, c in requests]
+        # the whole frame at once: its generations run as batches (see HybridEngine.ask_many)
+        return [a.as_dict() for a in self.engine.ask_many(requests)]
 
 
 def _records(model_input) -> list[dict[str, Any]]:

@@ -12,12 +12,12 @@ disagreement is flagged (the grounded answer wins). Every answer can go to the q
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from tasks.batching import MicroBatcher
 from tasks.conflicts import find_conflict
 from tasks.grounding import best_quote, content_words, supported_share, supports
 from tasks.prompting import clean_answer
@@ -73,6 +73,8 @@ class AnswerConfig:
     no_answer_text: str
     conflict_check: bool
     anonymous_groups: tuple[str, ...] = ("public",)
+    max_batch: int = 8  # concurrent generations answered as one batch (micro-batching)
+    batch_wait_ms: float = 20.0  # how long the first waiting request waits for company
 
     @classmethod
     def from_params(
@@ -92,6 +94,8 @@ class AnswerConfig:
             no_answer_text=answer["no_answer_text"],
             conflict_check=bool(answer["conflict_check"]),
             anonymous_groups=tuple(retrieval.get("anonymous_groups") or ()),
+            max_batch=int(answer.get("max_batch", 8)),
+            batch_wait_ms=float(answer.get("batch_wait_ms", 20.0)),
         )
 
 
@@ -139,7 +143,8 @@ class HybridEngine:
         self.query_log = query_log
         self.caller = caller
         self._on_close = on_close
-        self._generate_lock = threading.Lock()  # one generate() at a time per model
+        # one worker runs generate(); concurrent questions share its batches
+        self.batcher = MicroBatcher(self._generate_batch, config.max_batch, config.batch_wait_ms)
 
     def retrieve(self, question: str, groups: list[str]) -> tuple[list[float], list[Passage]]:
         """Passages for a caller with these (already resolved) groups."""
@@ -158,15 +163,33 @@ class HybridEngine:
         )
         return vector, passages
 
+    def _generate_batch(self, system: str, items: list[tuple[str, list[dict]]]) -> list[str]:
+        return self.generator.answer_many(
+            system,
+            [question for question, _ in items],
+            [passages for _, passages in items],
+            self.config.max_new_tokens,
+            raw=True,
+            batch_size=self.config.max_batch,
+        )
+
     def _generate(self, system: str, question: str, passages: list[Passage]) -> str:
-        with self._generate_lock:
-            return self.generator.answer_batch(
-                system,
-                [question],
-                [[p.as_dict() for p in passages]],
-                self.config.max_new_tokens,
-                raw=True,
-            )[0]
+        return self.batcher(system, (question, [p.as_dict() for p in passages]))
+
+    @property
+    def batch_sizes(self) -> list[int]:
+        """The size of every generation batch run so far."""
+        return list(self.batcher.batch_sizes)
+
+    def ask_many(self, requests: list[tuple[str, Any, bool | None]]) -> list[HybridAnswer]:
+        """Answer several (question, groups, conflict_check) requests at once, in order: each
+        runs in its own thread, so their generations share batches."""
+        if len(requests) <= 1:
+            return [self.ask(*r) for r in requests]
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(len(requests), self.config.max_batch)) as pool:
+            return list(pool.map(lambda r: self.ask(*r), requests))
 
     def ask(
         self, question: str, groups: Any = None, conflict_check: bool | None = None
@@ -255,6 +278,7 @@ class HybridEngine:
         return result
 
     def close(self) -> None:
+        self.batcher.close()
         if self._on_close is not None:
             self._on_close()
         if self.query_log is not None:

@@ -83,10 +83,10 @@ def test_pyfunc_loads_by_alias_and_answers_with_citations(hybrid, first_run, set
 class ExtractiveGenerator:
     """A stand-in for a perfect reader: copies the opening words of passage 2 and cites it."""
 
-    def answer_batch(self, system, questions, contexts, max_new_tokens, raw=False):
-        if not contexts[0]:  # closed-book
-            return ["1066 [1]"]
-        return [" ".join(contexts[0][1]["text"].split()[:6]) + " [2]"]
+    def answer_many(self, system, questions, contexts, max_new_tokens, raw=False, **_):
+        return [  # closed-book without passages
+            " ".join(ctx[1]["text"].split()[:6]) + " [2]" if ctx else "1066 [1]" for ctx in contexts
+        ]
 
 
 def test_every_citation_points_at_a_real_passage_with_supporting_text(first_run, settings):
@@ -107,6 +107,28 @@ def test_every_citation_points_at_a_real_passage_with_supporting_text(first_run,
         assert answer.faithfulness == 1.0 and "closed_book" in answer.timings_ms
     finally:
         engine.close()
+
+
+def test_concurrent_questions_share_batches_and_answer_as_alone(first_run, settings):
+    from dualengine.api import open_engine
+
+    questions = [
+        QUESTION,
+        "Who was the duke in the battle of Hastings?",
+        "What is the Rhine's longest tributary?",
+        "Where did the Normans come from?",
+        "When was the University of Warsaw founded?",
+    ]
+    with open_engine(settings, log_queries=False) as engine:
+        alone = [engine.ask(q, ["public"]).as_dict() for q in questions]
+        before = len(engine.batch_sizes)
+        engine.batcher.max_wait = 2.0  # the frame's retrievals finish within this, even loaded
+        requests = [(q, ["public"], None) for q in questions]
+        together = [a.as_dict() for a in engine.ask_many(requests)]
+        formed = engine.batch_sizes[before:]
+    keys = ("question", "answer", "answered", "sources")
+    assert [{k: a[k] for k in keys} for a in together] == [{k: a[k] for k in keys} for a in alone]
+    assert max(formed) > 1 and sum(formed) <= len(questions)
 
 
 def test_answers_reach_the_query_log(hybrid, settings):

@@ -147,6 +147,8 @@ def test_zero_step_challenger_is_refused_and_rollback_needs_history(first_run, s
     decision = json.loads(cli("promote", "--profile", "tiny", "--json").stdout)
     assert decision["challenger_version"] == tuned["challenger_version"]
     assert not decision["promoted"] and decision["champion_after"] == champion
+    # the base model's scores come from the cache when nothing they depend on changed
+    assert set(decision["base_scores"]) == {"key", "from_cache", "run_id"}
     assert registry.version_by_alias(name, "champion").version == champion
     assert registry.version_by_alias(name, "challenger").version == tuned["challenger_version"]
     out = cli("rollback", "--model", check=False)
