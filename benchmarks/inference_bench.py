@@ -11,8 +11,8 @@ answering context length. In one run, alternating fp32 and int8:
 - batch scoring (`answer_many`, batches of 8): answers/s per mode;
 - quality: token-F1 per question in both modes, the paired mean difference with a 95 %
   bootstrap interval, and how many greedy answers are identical;
-- the physical limit: FLOPs per answer (2 × linear parameters × tokens + attention) ÷ (threads
-  × the fp32 matmul GFLOP/s measured here), and each mode's share of it.
+- the physical limit (benchmarks/physical_limit.py): FLOPs per answer ÷ (threads × the fp32
+  matmul GFLOP/s per core measured here), and each mode's share of it.
 
 The 1-, 5- and 15-minute load averages are recorded before and after (the machine is shared).
 Results go to benchmarks/results/inference.json.
@@ -30,37 +30,6 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-
-def matmul_gflops(threads: int, seconds: float = 3.0) -> float:
-    """fp32 GFLOP/s of a prefill-shaped matmul (tokens × hidden @ hidden × 4·hidden)."""
-    import torch
-
-    torch.set_num_threads(threads)
-    a, b = torch.randn(512, 576), torch.randn(576, 1536)
-    for _ in range(3):
-        a @ b
-    n, started = 0, time.perf_counter()
-    while time.perf_counter() - started < seconds:
-        a @ b
-        n += 1
-    return 2 * 512 * 576 * 1536 * n / (time.perf_counter() - started) / 1e9
-
-
-def answer_flops(config, prompt_tokens: int, new_tokens: int) -> float:
-    """Forward FLOPs of one greedy answer: every Linear of every layer per token, the LM head
-    at the last prompt position and each new token, and attention scores + values."""
-    h, layers = config.hidden_size, config.num_hidden_layers
-    kv = h * config.num_key_value_heads // config.num_attention_heads
-    per_layer = h * h * 2 + h * kv * 2 + 3 * h * config.intermediate_size
-    total = 0.0
-    for step in range(new_tokens):
-        tokens = prompt_tokens if step == 0 else 1
-        context = prompt_tokens + step
-        total += 2 * layers * per_layer * tokens
-        total += 2 * 2 * layers * h * tokens * (context if step else context / 2)
-        total += 2 * h * config.vocab_size
-    return total
 
 
 def prompts_from_held_out(settings, n: int, seed: int) -> list[dict]:
@@ -102,6 +71,7 @@ def main() -> None:
 
     import torch
 
+    from benchmarks.physical_limit import answer_flops, matmul_gflops
     from dualengine.models import base_model_path
     from dualengine.settings import Settings
     from tasks.evaluation import token_f1
@@ -120,10 +90,10 @@ def main() -> None:
     contexts = [i["ctx"] for i in items]
     gens = {m: load_generator(base, None, settings.context_length(), m) for m in ("none", "int8")}
     lengths = [len(p) for p in gens["none"].prompts(system, questions, contexts, new)]
-    gflops = matmul_gflops(args.threads)
+    gflops = matmul_gflops(1)
     config = gens["none"].model.config
     flops = statistics.mean(answer_flops(config, n, new) for n in lengths)
-    limit = gflops * 1e9 / flops  # answers/s the machine's fp32 matmul speed allows
+    limit = args.threads * gflops * 1e9 / flops  # answers/s the fp32 matmul speed allows
 
     single: dict[str, list[float]] = {"none": [], "int8": []}
     for i in range(min(args.single, len(items))):
@@ -154,7 +124,7 @@ def main() -> None:
         "questions": len(items),
         "mean_prompt_tokens": round(statistics.mean(lengths), 1),
         "max_new_tokens": new,
-        "matmul_gflops_fp32": round(gflops, 1),
+        "matmul_gflops_fp32_per_core": round(gflops, 1),
         "gflop_per_answer": round(flops / 1e9, 1),
         "limit_answers_per_s_fp32": round(limit, 3),
         "single_p50_s": {m: round(v, 3) for m, v in p50.items()},

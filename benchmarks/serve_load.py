@@ -7,7 +7,9 @@ loopback port (the services must be up: `dualengine services up`), waits for /pi
 clients, and stops the server. Each client posts one held-out XQuAD question at a time (groups
 ["public"]) and waits for the answer; a request counts as an error when the status is not 200,
 the body has no answer, or it times out. Prints throughput, p50/p95 latency, errors and the
-server-side timing split, and writes results/serve_load.json.
+server-side timing split, and the throughput's share of the machine's physical limit
+(benchmarks/physical_limit.py: FLOPs per answer ÷ (cores × fp32 matmul GFLOP/s measured in
+the same run, before the clients start); and writes results/serve_load.json.
 """
 
 from __future__ import annotations
@@ -126,6 +128,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--url", help="an already running server (default: start one)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks/results/serve_load.json"))
+    parser.add_argument(
+        "--prompt-tokens", type=int, default=622, help="mean prompt of a served answer"
+    )
     args = parser.parse_args()
 
     from dualengine.settings import get_settings
@@ -140,13 +145,30 @@ def main() -> None:
     url = args.url
     if url is None:
         server, url = start_server(settings, args.workers)
+    from transformers import AutoConfig
+
+    from benchmarks.physical_limit import limit
+    from dualengine.models import base_model_path
+
+    physical = limit(
+        AutoConfig.from_pretrained(base_model_path(settings)),
+        args.prompt_tokens,
+        int(settings.training_params()["max_new_tokens"]),
+    )
     try:
         result = run_clients(url, questions, args.clients, args.seconds)
     finally:
         if server is not None:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(timeout=60)
-    result |= {"workers": args.workers, "url": url, "target_errors": 0}
+    result |= {
+        "workers": args.workers,
+        "url": url,
+        "target_errors": 0,
+        "physical_limit": physical,
+        "share_of_limit": round(result["throughput_rps"] / physical["answers_per_s"], 3),
+        "load_after": [round(x, 2) for x in os.getloadavg()],
+    }
     print(json.dumps(result, indent=2))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))
