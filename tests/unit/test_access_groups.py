@@ -125,6 +125,10 @@ class RecordingEngine:
         self.asked.append((question, groups, conflict_check))
         return SimpleNamespace(as_dict=lambda: {"groups": groups})
 
+    def ask_many(self, requests):
+        """The pyfunc hands the whole frame over at once."""
+        return [self.ask(*request) for request in requests]
+
 
 def pyfunc_with(engine):
     from dualengine.hybrid_model import HybridPyfunc
