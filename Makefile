@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PROFILE ?= default
 
-.PHONY: setup demo services services-down status test test-unit lint bench clean
+.PHONY: setup demo services services-down status test test-team-stack test-unit lint bench clean
 
 setup: ## virtualenv, Weaviate binary, base and embedding models (idempotent)
 	bash infra/scripts/setup_venv.sh
@@ -26,6 +26,13 @@ test: ## unit, integration and end-to-end tests (fixtures start their own server
 	bash infra/scripts/setup_venv.sh
 	$(BIN)/dualengine setup --profile tiny
 	$(BIN)/python -m pytest -q
+
+# MLflow on PostgreSQL + S3 (builds SeaweedFS the first time): registry, aliases, webhook, serving
+test-team-stack: setup
+	DUALENGINE_MLFLOW_BACKEND=postgres $(BIN)/dualengine setup --profile tiny
+	DUALENGINE_MLFLOW_BACKEND=postgres $(BIN)/python -m pytest -q tests/e2e/test_team_stack.py \
+		tests/e2e/test_lifecycle.py::test_run_registers_promotes_indexes_and_answers \
+		tests/e2e/test_hybrid.py::test_mlflow_models_serve_answers_http_with_the_access_filter
 
 test-unit:
 	$(BIN)/python -m pytest -q tests/unit

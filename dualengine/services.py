@@ -1,4 +1,8 @@
-"""Local services: a Prefect server, an MLflow tracking server and one Weaviate node on 127.0.0.1.
+"""Local services: a Prefect server, an MLflow tracking server and Weaviate on 127.0.0.1.
+
+Beyond the defaults: `--weaviate-nodes N` starts N Weaviate nodes of the same binary as one
+cluster (Raft join, distinct ports); `--mlflow-backend postgres` starts a private PostgreSQL
+cluster and an S3 server (SeaweedFS) first and runs MLflow on them.
 
 Each runs as a child process in its own session with a log and a PID file in the state folder;
 `services.json` there records the endpoints so every later command finds them. A service given
@@ -25,10 +29,40 @@ from typing import Any
 
 import httpx
 
-from dualengine import credentials, weaviate_server
+from dualengine import credentials, object_store, postgres_server, weaviate_server
 from dualengine.settings import Settings
 
 SERVICE_NAMES = ("prefect", "mlflow", "weaviate")
+# started and healthy before the service that needs them
+NEEDS = {"mlflow": ("postgres", "s3")}
+WEAVIATE_NODE_PORTS = weaviate_server.NODE_PORTS
+
+
+def with_recorded_shape(settings: Settings) -> Settings:
+    """The settings with the cluster shape `services up` recorded (nodes, MLflow backend),
+    unless the environment sets them: later commands find every node `up` started."""
+    recorded = read_state(settings).get("shape", {})
+    update = {
+        key: value
+        for key, value in recorded.items()
+        if f"DUALENGINE_{key.upper()}" not in os.environ and key in Settings.model_fields
+    }
+    return settings.model_copy(update=update) if update else settings
+
+
+def managed_names(settings: Settings) -> tuple[str, ...]:
+    """Every service of this configuration, in start order."""
+    names = ["prefect"]
+    if settings.mlflow_backend == "postgres":
+        names += ["postgres", "s3"]
+    names += ["mlflow", "weaviate"]
+    names += [weaviate_node_name(i) for i in range(2, settings.weaviate_nodes + 1)]
+    return tuple(names)
+
+
+def weaviate_node_name(index: int) -> str:
+    """Service name of Weaviate node `index` (1 is the node clients talk to)."""
+    return "weaviate" if index == 1 else f"weaviate-node{index}"
 
 
 @dataclass
@@ -172,12 +206,28 @@ def export_endpoints(settings: Settings) -> Endpoints:
     return endpoints
 
 
-def health_url(name: str, endpoints: Endpoints) -> str:
+def health_url(name: str, endpoints: Endpoints, info: dict[str, Any] | None = None) -> str:
     if name == "prefect":
         return endpoints.prefect_api_url.rstrip("/") + "/health"
     if name == "mlflow":
         return endpoints.mlflow_tracking_uri.rstrip("/") + "/health"
+    if name == "s3":
+        return (info or {}).get("url", "http://127.0.0.1:0") + "/healthz"
+    if name.startswith("weaviate-node"):
+        return (info or {}).get("url", "http://127.0.0.1:0") + "/v1/.well-known/ready"
     return endpoints.weaviate_http + "/v1/.well-known/ready"
+
+
+def service_healthy(
+    settings: Settings, name: str, endpoints: Endpoints, info: dict[str, Any] | None
+) -> bool:
+    """Whether the service answers (PostgreSQL: a password login)."""
+    if name == "postgres":
+        port = (info or {}).get("port")
+        if not port:
+            return False
+        return postgres_server.is_ready(postgres_server.ensure_cluster(settings), int(port))
+    return is_healthy(health_url(name, endpoints, info))
 
 
 def is_healthy(url: str, timeout: float = 2.0) -> bool:
@@ -209,7 +259,11 @@ def _bin(name: str) -> str:
 
 
 def _launch(
-    settings: Settings, name: str, command: list[str], env: dict[str, str]
+    settings: Settings,
+    name: str,
+    command: list[str],
+    env: dict[str, str],
+    run_as: str | None = None,
 ) -> subprocess.Popen:
     logs = settings.state / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -222,6 +276,7 @@ def _launch(
         env={**os.environ, **env},
         cwd=str(settings.state),
         start_new_session=True,
+        **({"user": run_as, "group": run_as, "extra_groups": []} if run_as else {}),
     )
     (settings.state / f"{name}.pid").write_text(str(process.pid))
     return process
@@ -317,40 +372,181 @@ def _mlflow_spec(settings: Settings) -> tuple[list[str], dict[str, str], dict[st
         "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true",
         "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY": secrets.webhook_encryption_key,
     }
-    return command, env, {"url": f"http://127.0.0.1:{port}", "port": port, "store": str(store)}
-
-
-def _weaviate_spec(settings: Settings) -> tuple[list[str], dict[str, str], dict[str, Any]]:
-    binary = weaviate_server.ensure_binary(settings)
-    http_port = preferred_or_free(settings.weaviate_port)
-    grpc_port = preferred_or_free(settings.weaviate_grpc_port or 50051)
-    base = free_port_block(5)
-    data = settings.state / "weaviate-data"
-    data.mkdir(parents=True, exist_ok=True)
-    api_key = credentials.local_secrets(settings).weaviate_api_key
-    env = weaviate_server.server_environment(data, http_port, grpc_port, base, api_key)
-    command = weaviate_server.server_command(binary, http_port)
-    info = {"url": f"http://127.0.0.1:{http_port}", "port": http_port, "grpc_port": grpc_port}
+    info = {"url": f"http://127.0.0.1:{port}", "port": port, "store": str(store)}
+    if settings.mlflow_backend == "postgres":
+        command, env, info = _on_postgres_and_s3(settings, command, env, info)
     return command, env, info
 
 
-SPECS = {"prefect": _prefect_spec, "mlflow": _mlflow_spec, "weaviate": _weaviate_spec}
+def _on_postgres_and_s3(
+    settings: Settings, command: list[str], env: dict[str, str], info: dict[str, Any]
+) -> tuple[list[str], dict[str, str], dict[str, Any]]:
+    """The same server with its store on PostgreSQL and its artifacts on S3 (proxied by
+    --serve-artifacts, so clients need no S3 credentials). The store URL, which holds the
+    password, goes by environment, not on the command line."""
+    state = read_state(settings)
+    cluster = postgres_server.ensure_cluster(settings)
+    pg_port = int(state["postgres"]["port"])
+    s3_url = state["s3"]["url"]
+    for option in ("--backend-store-uri", "--artifacts-destination"):
+        at = command.index(option)
+        del command[at : at + 2]
+    env = (
+        env
+        | object_store.credentials(settings)
+        | {
+            "MLFLOW_BACKEND_STORE_URI": cluster.url(pg_port, "mlflow"),
+            "MLFLOW_ARTIFACTS_DESTINATION": f"s3://{object_store.BUCKET}/artifacts",
+            "MLFLOW_S3_ENDPOINT_URL": s3_url,
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+    )
+    info = info | {
+        "store": f"postgresql://127.0.0.1:{pg_port}/mlflow",
+        "artifacts": f"s3://{object_store.BUCKET}/artifacts at {s3_url}",
+    }
+    return command, env, info
+
+
+def _postgres_spec(settings: Settings) -> tuple[list[str], dict[str, str], dict[str, Any]]:
+    cluster = postgres_server.ensure_cluster(settings)
+    port = free_port()
+    info = {"url": f"postgresql://127.0.0.1:{port}", "port": port, "run_as": cluster.run_as}
+    return postgres_server.server_command(cluster, port), {}, info
+
+
+def _s3_spec(settings: Settings) -> tuple[list[str], dict[str, str], dict[str, Any]]:
+    binary = object_store.ensure_binary(settings)
+    base = free_port_block(object_store.PORTS)
+    data = settings.state / "s3-data"
+    data.mkdir(parents=True, exist_ok=True)
+    env = object_store.credentials(settings)
+    port = object_store.s3_port(base)
+    return (
+        object_store.server_command(binary, data, base),
+        env,
+        {
+            "url": f"http://127.0.0.1:{port}",
+            "port": port,
+        },
+    )
+
+
+def _after_start(settings: Settings, name: str) -> None:
+    """One-time set-up once a service answers: MLflow's database and bucket."""
+    state = read_state(settings)
+    if name == "postgres":
+        postgres_server.ensure_databases(
+            postgres_server.ensure_cluster(settings), int(state["postgres"]["port"])
+        )
+    elif name == "s3":
+        creds = object_store.credentials(settings)
+        os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+        with _environment(creds):
+            object_store.ensure_bucket(object_store.BUCKET, state["s3"]["url"])
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]):
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _weaviate_spec(settings: Settings) -> tuple[list[str], dict[str, str], dict[str, Any]]:
+    return _weaviate_node_spec(settings, 1)
+
+
+def _weaviate_node_spec(
+    settings: Settings, index: int
+) -> tuple[list[str], dict[str, str], dict[str, Any]]:
+    """Node `index` of `settings.weaviate_nodes`: same binary, its own data folder and ports;
+    a restarted node gets the ports and data it had."""
+    binary = weaviate_server.ensure_binary(settings)
+    name = weaviate_node_name(index)
+    state = read_state(settings)
+    previous = state.get(name, {})
+    nodes = settings.weaviate_nodes
+    cluster_base = state.get("weaviate", {}).get("cluster_base") if index > 1 else None
+    size = WEAVIATE_NODE_PORTS * nodes
+    if index == 1:
+        cluster_base = previous.get("cluster_base")
+        if not cluster_base or previous.get("nodes") != nodes or not port_is_free(cluster_base):
+            cluster_base = free_port_block(size)
+    base = int(cluster_base) + WEAVIATE_NODE_PORTS * (index - 1)
+    if index == 1:  # a restarted node keeps its address when it is still free
+        http_port = preferred_or_free(previous.get("port") or settings.weaviate_port)
+        grpc_port = preferred_or_free(
+            previous.get("grpc_port") or settings.weaviate_grpc_port or 50051
+        )
+    else:
+        http_port, grpc_port = base + 5, base + 6
+    data = settings.state / ("weaviate-data" if index == 1 else f"weaviate-data-node{index}")
+    data.mkdir(parents=True, exist_ok=True)
+    api_key = credentials.local_secrets(settings).weaviate_api_key
+    env = weaviate_server.server_environment(data, http_port, grpc_port, base, api_key)
+    if nodes > 1:
+        env |= weaviate_server.cluster_environment(index, nodes, int(cluster_base))
+    command = weaviate_server.server_command(binary, http_port)
+    info = {
+        "url": f"http://127.0.0.1:{http_port}",
+        "port": http_port,
+        "grpc_port": grpc_port,
+        "node": env["CLUSTER_HOSTNAME"],
+    }
+    if index == 1:
+        info |= {"cluster_base": int(cluster_base), "nodes": nodes}
+    return command, env, info
+
+
+SPECS = {
+    "prefect": _prefect_spec,
+    "mlflow": _mlflow_spec,
+    "weaviate": _weaviate_spec,
+    "postgres": _postgres_spec,
+    "s3": _s3_spec,
+}
+
+
+def _startable(name: str) -> bool:
+    return name in SPECS or name.startswith("weaviate-node")
+
+
+def _spec(settings: Settings, name: str) -> tuple[list[str], dict[str, str], dict[str, Any]]:
+    if name.startswith("weaviate-node"):
+        return _weaviate_node_spec(settings, int(name.removeprefix("weaviate-node")))
+    return SPECS[name](settings)
 
 
 def status(settings: Settings) -> list[ServiceStatus]:
     """Health of every service, managed or external."""
+    settings = with_recorded_shape(settings)
     endpoints = resolve_endpoints(settings)
     state = read_state(settings)
     rows = []
-    for name in SERVICE_NAMES:
+    names = list(managed_names(settings))
+    names += [n for n in state if _startable(n) and n not in names and state[n].get("pid")]
+    for name in names:
         info = state.get(name, {})
         managed = name not in endpoints.external
-        url = health_url(name, endpoints)
+        if name == "weaviate":
+            url = endpoints.weaviate_http
+        elif name in {"prefect", "mlflow"}:
+            url = health_url(name, endpoints).rsplit("/", 1)[0]
+        else:
+            url = info.get("url", "")
         rows.append(
             ServiceStatus(
                 name=name,
-                url=url.rsplit("/", 1)[0] if name != "weaviate" else endpoints.weaviate_http,
-                healthy=is_healthy(url),
+                url=url,
+                healthy=service_healthy(settings, name, endpoints, info),
                 pid=info.get("pid") if managed else None,
                 managed=managed,
                 log=str(settings.state / "logs" / f"{name}.log") if managed else None,
@@ -363,43 +559,61 @@ def up(
     settings: Settings,
     timeout: float = 180.0,
     progress=print,
-    only: tuple[str, ...] = SERVICE_NAMES,
+    only: tuple[str, ...] | None = None,
 ) -> list[ServiceStatus]:
-    """Start every managed service that is not already healthy, then wait for all of them."""
+    """Start every managed service that is not already healthy, then wait for all of them.
+    A service whose dependencies (NEEDS) were started here waits for them to answer first."""
     credentials.private_dir(settings.state)
     endpoints = resolve_endpoints(settings)
     state = read_state(settings)
+    state["shape"] = {
+        "weaviate_nodes": settings.weaviate_nodes,
+        "mlflow_backend": settings.mlflow_backend,
+    }
     started: dict[str, subprocess.Popen] = {}
-    for name in only:
-        if name in endpoints.external:
+    deadline = time.monotonic() + timeout
+    for name in only or managed_names(settings):
+        kind = "weaviate" if name.startswith("weaviate") else name
+        if kind in endpoints.external or (
+            name in NEEDS["mlflow"] and "mlflow" in endpoints.external
+        ):
             progress(f"{name}: external endpoint, not started")
             continue
         info = state.get(name, {})
-        if pid_alive(info.get("pid")) and is_healthy(health_url(name, endpoints)):
+        if pid_alive(info.get("pid")) and service_healthy(settings, name, endpoints, info):
             progress(f"{name}: already running (pid {info['pid']})")
             continue
-        command, env, info = SPECS[name](settings)
-        process = _launch(settings, name, command, env)
+        for needed in NEEDS.get(name, ()):
+            if needed in started:
+                _wait_healthy(settings, {needed: started.pop(needed)}, deadline, progress)
+        command, env, info = _spec(settings, name)
+        process = _launch(settings, name, command, env, run_as=info.pop("run_as", None))
         info["pid"] = process.pid
         state[name] = info
+        write_state(settings, state)  # later specs (nodes, MLflow) read what this one chose
         started[name] = process
         progress(f"{name}: starting on {info['url']} (pid {process.pid})")
-    write_state(settings, state)
+    _wait_healthy(settings, started, deadline, progress)
+    return status(settings)
+
+
+def _wait_healthy(
+    settings: Settings, started: dict[str, subprocess.Popen], deadline: float, progress
+) -> None:
     endpoints = resolve_endpoints(settings)
-    deadline = time.monotonic() + timeout
     for name, process in started.items():
-        url = health_url(name, endpoints)
-        while not is_healthy(url):
+        info = read_state(settings).get(name, {})
+        while not service_healthy(settings, name, endpoints, info):
             if process.poll() is not None:
                 raise RuntimeError(
                     f"{name} exited with code {process.returncode} during start-up; "
                     f"see {settings.state / 'logs' / (name + '.log')}"
                 )
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{name} not healthy at {url} after {timeout:.0f} s")
+                raise TimeoutError(f"{name} not healthy at {info.get('url')} in time")
             time.sleep(0.5)
+        _after_start(settings, name)
         progress(f"{name}: healthy")
-    return status(settings)
 
 
 def _stop_pid(pid: int, grace: float = 20.0) -> None:
@@ -424,7 +638,9 @@ def _stop_pid(pid: int, grace: float = 20.0) -> None:
 def down(settings: Settings, progress=print) -> None:
     """Stop the services this state folder started; external ones are left alone."""
     state = read_state(settings)
-    for name in reversed(SERVICE_NAMES):
+    names = list(managed_names(with_recorded_shape(settings)))
+    names += [n for n in state if _startable(n) and n not in names]
+    for name in reversed(names):
         info = state.get(name)
         if not info or not info.get("pid"):
             continue

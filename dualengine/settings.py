@@ -53,7 +53,7 @@ class Settings(BaseSettings):
         default=1, ge=1, le=9, description="Weaviate nodes (`services up`; replication factor)"
     )
     weaviate_consistency: Literal["ONE", "QUORUM", "ALL"] | None = Field(
-        default=None, description="read/write consistency; default QUORUM on a cluster, else ONE"
+        default=None, description="read/write consistency level; default QUORUM"
     )
     mlflow_backend: Literal["sqlite", "postgres"] = Field(
         default="sqlite", description="`services up`: MLflow on SQLite + folder, or PostgreSQL + S3"
@@ -104,8 +104,9 @@ class Settings(BaseSettings):
 
     @property
     def consistency(self) -> str:
-        """The consistency level of Weaviate reads and writes (QUORUM on a cluster)."""
-        return self.weaviate_consistency or ("QUORUM" if self.weaviate_nodes > 1 else "ONE")
+        """The consistency level of Weaviate reads and writes: QUORUM unless set (on one node,
+        with replication factor 1, every level is that node)."""
+        return self.weaviate_consistency or "QUORUM"
 
     @property
     def query_log(self) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from dualengine import models, weaviate_server
+from dualengine import models, object_store, postgres_server, weaviate_server
 from dualengine.settings import Settings
 
 
@@ -28,6 +28,11 @@ def run_setup(settings: Settings, skip_weaviate: bool = False, say=print) -> boo
     elif not skip_weaviate:
         results.append(
             _step("weaviate server binary", lambda: weaviate_server.ensure_binary(settings), say)
+        )
+    if settings.mlflow_backend == "postgres":
+        results.append(_step("PostgreSQL server", postgres_server.bin_dir, say))
+        results.append(
+            _step("S3 server (SeaweedFS)", lambda: object_store.ensure_binary(settings), say)
         )
     results.append(_step("embedding model", lambda: models.embedding_model_path(settings), say))
     if settings.base_model:

@@ -23,7 +23,7 @@ def connect(settings: Settings) -> weaviate.WeaviateClient:
     host, port = endpoints.weaviate_host_port
     secure = endpoints.weaviate_http.startswith("https")
     api_key = client_credentials(settings, endpoints).weaviate_api_key
-    return weaviate.connect_to_custom(
+    client = weaviate.connect_to_custom(
         http_host=host,
         http_port=port,
         http_secure=secure,
@@ -33,6 +33,26 @@ def connect(settings: Settings) -> weaviate.WeaviateClient:
         auth_credentials=Auth.api_key(api_key) if api_key else None,
         additional_config=AdditionalConfig(timeout=Timeout(init=10, query=60, insert=120)),
     )
+    return with_consistency(client, settings.consistency)
+
+
+def with_consistency(client: weaviate.WeaviateClient, level: str) -> weaviate.WeaviateClient:
+    """Every collection handle of this client reads and writes at `level` (ONE, QUORUM, ALL):
+    on a replicated cluster QUORUM keeps answering with one node down."""
+    from weaviate.classes.config import ConsistencyLevel
+
+    consistency = ConsistencyLevel[level]
+    collections = client.collections
+    for method in ("get", "use"):
+        original = getattr(collections, method, None)
+        if original is None:
+            continue
+
+        def handle(*args, _original=original, **kwargs):
+            return _original(*args, **kwargs).with_consistency_level(consistency)
+
+        setattr(collections, method, handle)
+    return client
 
 
 @contextmanager

@@ -145,5 +145,33 @@ def server_environment(
     }
 
 
+NODE_PORTS = 7  # per node: gossip, data, raft, raft RPC, profiling, HTTP, gRPC
+
+
+def node_hostname(index: int) -> str:
+    return f"dualengine-node{index}"
+
+
+def cluster_environment(index: int, nodes: int, cluster_base: int) -> dict[str, str]:
+    """What makes node `index` of `nodes` (on 127.0.0.1) one cluster with the others: its
+    name, the Raft voters with their ports, and node 1's gossip port to join. Node i's ports
+    start at cluster_base + NODE_PORTS * (i - 1) in the order of `server_environment`."""
+
+    def base(i: int) -> int:
+        return cluster_base + NODE_PORTS * (i - 1)
+
+    env = {
+        "CLUSTER_HOSTNAME": node_hostname(index),
+        "RAFT_JOIN": ",".join(f"{node_hostname(i)}:{base(i) + 2}" for i in range(1, nodes + 1)),
+        "RAFT_BOOTSTRAP_EXPECT": str(nodes),
+        # Weaviate's production advice: tolerate slow heartbeats (a busy host) without
+        # needless elections; a dead leader is still replaced within seconds
+        "RAFT_TIMEOUTS_MULTIPLIER": "5",
+    }
+    if index > 1:
+        env["CLUSTER_JOIN"] = f"127.0.0.1:{base(1)}"
+    return env
+
+
 def server_command(binary: Path, http_port: int) -> list[str]:
     return [str(binary), "--host", "127.0.0.1", "--port", str(http_port), "--scheme", "http"]

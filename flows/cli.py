@@ -67,9 +67,29 @@ def _require_services(settings: Settings, needed: tuple[str, ...] = services.SER
 @services_app.command("up")
 def services_up(
     timeout: Annotated[float, typer.Option(help="Seconds to wait for health checks.")] = 240,
+    weaviate_nodes: Annotated[
+        int | None,
+        typer.Option(
+            min=1, max=9, help="Weaviate nodes as one cluster (replication factor min(3, N))."
+        ),
+    ] = None,
+    mlflow_backend: Annotated[
+        str | None,
+        typer.Option(help="sqlite (default) or postgres: PostgreSQL store + S3 artifacts."),
+    ] = None,
 ) -> None:
-    """Start Prefect (SQLite), MLflow (SQLite + local artifacts) and one Weaviate node."""
+    """Start Prefect (SQLite), MLflow (SQLite + local artifacts, or PostgreSQL + S3) and
+    Weaviate (one node, or a cluster of N)."""
     settings = get_settings()
+    update: dict = {}
+    if weaviate_nodes is not None:
+        update["weaviate_nodes"] = weaviate_nodes
+    if mlflow_backend is not None:
+        if mlflow_backend not in ("sqlite", "postgres"):
+            console.print(f"[red]--mlflow-backend {mlflow_backend}: use sqlite or postgres[/red]")
+            raise typer.Exit(2)
+        update["mlflow_backend"] = mlflow_backend
+    settings = settings.model_copy(update=update)
     try:
         rows = services.up(settings, timeout=timeout, progress=lambda m: console.print(m))
     except Exception as exc:
@@ -701,17 +721,47 @@ def serve(
     settings = _settings(profile)
     _require_services(settings)
     services.export_endpoints(settings)
-    from flows.deployments import deploy_to_pool
     from flows.deployments import serve as serve_deployments
 
     if pool:
-        ids = deploy_to_pool(settings, pool, only)
-        console.print(
-            f"{len(ids)} deployments on work pool '{pool}'; start workers with "
-            f"`prefect worker start --pool {pool}`"
-        )
+        _deploy(settings, pool, only, "process", None)
         return
     serve_deployments(settings, webhook=webhook)
+
+
+def _deploy(settings, pool: str, only: list[str] | None, pool_type: str, image: str | None) -> None:
+    from flows.deployments import deploy_to_pool
+
+    try:
+        ids = deploy_to_pool(settings, pool, only, pool_type=pool_type, image=image)
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+    console.print(
+        f"{len(ids)} deployments on {pool_type} work pool '{pool}'; start workers with "
+        f"`prefect worker start --pool {pool}`"
+    )
+
+
+@app.command()
+def deploy(
+    pool: Annotated[str, typer.Option(help="Work pool to create (if missing) and deploy to.")],
+    pool_type: Annotated[
+        str, typer.Option("--type", help="Work pool type: process or kubernetes.")
+    ] = "process",
+    image: Annotated[
+        str | None,
+        typer.Option(help="kubernetes: the dualengine image each flow run starts from."),
+    ] = None,
+    only: Annotated[list[str] | None, typer.Option(help="Only these flows (repeatable).")] = None,
+    profile: ProfileOption = None,
+) -> None:
+    """Every flow as a deployment on a work pool; `prefect worker start --pool NAME` runs them on
+    any machine that reaches the services (training one at a time across all workers)."""
+    settings = _settings(profile)
+    _require_services(settings)
+    services.export_endpoints(settings)
+    _deploy(settings, pool, only, pool_type, image)
 
 
 @app.command()

@@ -130,10 +130,21 @@ def build_deployments(settings: Settings) -> list[Any]:
     return [f.to_deployment(name, **options) for f, name, options in deployment_specs(settings)]
 
 
-def deploy_to_pool(settings: Settings, pool: str, only: list[str] | None = None) -> list[str]:
-    """The same deployments on a process work pool (code from this checkout), for workers
-    started with `prefect worker start --pool POOL`; `only` limits it to these flow names.
-    Returns the deployment ids."""
+POOL_TYPES = ("process", "kubernetes")
+
+
+def deploy_to_pool(
+    settings: Settings,
+    pool: str,
+    only: list[str] | None = None,
+    pool_type: str = "process",
+    image: str | None = None,
+) -> list[str]:
+    """The same deployments on a work pool, for workers started with `prefect worker start
+    --pool POOL` on any machine; `only` limits it to these flow names. A process pool runs the
+    code of this checkout; a kubernetes pool runs each flow run as a Job from `image`, whose
+    code is at the same path (/app in infra/docker/Dockerfile). Creates the pool when missing
+    and the training concurrency limit. Returns the deployment ids."""
     import asyncio
     import inspect
 
@@ -142,21 +153,42 @@ def deploy_to_pool(settings: Settings, pool: str, only: list[str] | None = None)
 
     from dualengine.settings import PROJECT_ROOT
 
+    if pool_type not in POOL_TYPES:
+        raise ValueError(f"work pool type {pool_type!r}: expected one of {', '.join(POOL_TYPES)}")
+    if pool_type == "kubernetes" and not image:
+        raise ValueError("a kubernetes work pool needs --image (the dualengine image to run)")
+
     async def ensure_pool():
         async with get_client() as client:
             try:
-                await client.read_work_pool(pool)
+                existing = await client.read_work_pool(pool)
             except Exception:  # noqa: BLE001 - ObjectNotFound
-                await client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
+                await client.create_work_pool(WorkPoolCreate(name=pool, type=pool_type))
+                return
+            if existing.type != pool_type:
+                raise ValueError(f"work pool {pool!r} exists with type {existing.type!r}")
 
     asyncio.run(ensure_pool())
+    ensure_training_limit()
+    # an image that is already built and pushed (infra/docker/Dockerfile): nothing to build here
+    from_image = {"image": image, "build": False, "push": False} if image else {}
     ids = []
     for f, name, options in deployment_specs(settings):
         if only and f.name not in only:
             continue
         path = Path(inspect.getfile(f.fn)).resolve().relative_to(PROJECT_ROOT)
         source = f.from_source(str(PROJECT_ROOT), f"{path.as_posix()}:{f.fn.__name__}")
-        ids.append(str(source.deploy(name, work_pool_name=pool, print_next_steps=False, **options)))
+        ids.append(
+            str(
+                source.deploy(
+                    name,
+                    work_pool_name=pool,
+                    print_next_steps=False,
+                    **from_image,
+                    **options,
+                )
+            )
+        )
     return ids
 
 

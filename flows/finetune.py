@@ -10,6 +10,7 @@ from prefect.artifacts import create_markdown_artifact
 from dualengine.settings import Settings
 from flows import behaviour_steps as bs
 from flows import serving_steps, steps
+from flows.locks import training_slot
 
 
 def live_index_info(settings: Settings) -> dict[str, Any]:
@@ -38,19 +39,20 @@ def finetune_flow(
 ) -> dict[str, Any]:
     """Build RAFT data against the live index (plus optional (instruction, output) rows),
     validate it, train a LoRA adapter and register it as `challenger` (run `promote` to let
-    the gate decide about `champion`)."""
+    the gate decide about `champion`); one at a time under the `dualengine-training` limit."""
     overrides: dict[str, Any] = {"profile": profile} if profile else {}
     settings = Settings(**overrides)
     if max_steps is not None:
         settings = settings.with_training_override(max_steps=max_steps)
-    paths, version = steps.prepare_data(settings, corpus, train, eval)
-    index = live_index_info(settings)
-    raft = bs.build_raft_data(settings, paths, instructions)
-    bs.validate_training_data(settings, raft)
-    training = bs.train_adapter(
-        settings, raft, index, version, resume, accelerate_config, num_processes
-    )
-    challenger = bs.register_challenger(settings, training, index, version)
+    with training_slot():  # one finetune at a time on every worker (RAFT data, GPU, registry)
+        paths, version = steps.prepare_data(settings, corpus, train, eval)
+        index = live_index_info(settings)
+        raft = bs.build_raft_data(settings, paths, instructions)
+        bs.validate_training_data(settings, raft)
+        training = bs.train_adapter(
+            settings, raft, index, version, resume, accelerate_config, num_processes
+        )
+        challenger = bs.register_challenger(settings, training, index, version)
     return {
         "data_version": version,
         "index": index,

@@ -6,10 +6,16 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from contextvars import ContextVar
 
 REINDEX_LIMIT = "dualengine-reindex"
 TRAINING_LIMIT = "dualengine-training"
 LEASE_SECONDS = 300.0  # a holder killed with -9 frees the slot when its lease runs out
+# a flow run queued behind another training waits its turn (workers: one at a time, in order)
+TRAINING_WAIT_SECONDS = 6 * 3600.0
+
+# the limits this flow run (or the CLI / parent flow that started it) already holds
+_held: ContextVar[frozenset[str]] = ContextVar("dualengine_held_limits", default=frozenset())
 
 
 class Busy(RuntimeError):
@@ -40,9 +46,13 @@ def ensure_limit(name: str, limit: int = 1) -> None:
 
 @contextmanager
 def exclusive(name: str, wait_seconds: float, what: str) -> Iterator[None]:
-    """Hold one slot of `name` (limit 1) for the body; Busy after `wait_seconds` of waiting."""
+    """Hold one slot of `name` (limit 1) for the body; Busy after `wait_seconds` of waiting.
+    Re-entrant: a flow started under the slot (CLI → finetune, retrain → finetune) goes on."""
     from prefect.concurrency.sync import concurrency
 
+    if name in _held.get():
+        yield
+        return
     ensure_limit(name)
     stack = ExitStack()
     try:
@@ -61,5 +71,14 @@ def exclusive(name: str, wait_seconds: float, what: str) -> Iterator[None]:
             f"not finish within {wait_seconds:g} s; nothing was changed. Try again later "
             "(or wait longer with --wait)"
         ) from exc
-    with stack:
-        yield
+    token = _held.set(_held.get() | {name})
+    try:
+        with stack:
+            yield
+    finally:
+        _held.reset(token)
+
+
+def training_slot(wait_seconds: float = TRAINING_WAIT_SECONDS) -> contextlib.AbstractContextManager:
+    """One training at a time on every worker and CLI: the `dualengine-training` limit."""
+    return exclusive(TRAINING_LIMIT, wait_seconds, "training")

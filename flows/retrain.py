@@ -8,11 +8,12 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
-from prefect.concurrency.sync import concurrency
 from prefect.runtime import flow_run
 
 from dualengine.settings import Settings
-from flows.locks import TRAINING_LIMIT, ensure_limit
+from flows.locks import TRAINING_LIMIT, training_slot
+
+__all__ = ["TRAINING_LIMIT", "recent_retrains", "retrain_flow"]
 
 
 def recent_retrains(minutes: float) -> list[Any]:
@@ -64,8 +65,7 @@ def retrain_flow(profile: str | None = None, reason: str = "manual") -> dict[str
         )
         get_run_logger().info(message)
         return {"skipped": True, "reason": message}
-    ensure_limit(TRAINING_LIMIT)
-    with concurrency(TRAINING_LIMIT, occupy=1, strict=True):
+    with training_slot():
         tuned = finetune_flow(profile=settings.profile)
         decision = promote_flow(profile=settings.profile, version=tuned["challenger_version"])
     create_markdown_artifact(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -226,6 +227,24 @@ def check_deletions(
 # --- Weaviate operations -------------------------------------------------------------------
 
 
+def replication_factor(nodes: int) -> int:
+    """Copies of every object: 3 on a cluster of 3 or more nodes, else one per node."""
+    return max(1, min(3, nodes))
+
+
+def replication_config(nodes: int):
+    """Replication of a new collection on a cluster of `nodes` (None on one node). Async
+    replication repairs a node that missed writes while it was down."""
+    from weaviate.classes.config import Configure, ReplicationDeletionStrategy
+
+    if nodes < 2:
+        return None
+    return Configure.replication(
+        factor=replication_factor(nodes),
+        deletion_strategy=ReplicationDeletionStrategy.TIME_BASED_RESOLUTION,
+    )
+
+
 def _create_collection(client: weaviate.WeaviateClient, name: str, manifest: Manifest):
     from weaviate.classes.config import Configure, DataType, Property, Tokenization
 
@@ -241,6 +260,7 @@ def _create_collection(client: weaviate.WeaviateClient, name: str, manifest: Man
         name=name,
         description=json.dumps(manifest.as_dict(), sort_keys=True),
         vector_config=Configure.Vectors.self_provided(),
+        replication_config=replication_config(len(client.cluster.nodes())),
         properties=[
             text("passage_id", Tokenization.FIELD, searchable=False),
             text("doc_id", Tokenization.FIELD, searchable=False),
@@ -260,8 +280,28 @@ def collection_count(client: weaviate.WeaviateClient, name: str) -> int:
     return int(client.collections.get(name).aggregate.over_all(total_count=True).total_count)
 
 
+LEADER_WAIT_SECONDS = 60.0
+
+
+def through_leader(call: Callable[[], Any], wait: float = LEADER_WAIT_SECONDS) -> Any:
+    """A schema read or write (aliases, collection config): on a cluster these go through the
+    Raft leader, so they fail for the seconds it takes to elect a new one after a node is
+    lost. Retried on a server error or timeout until `wait` runs out; a 4xx is raised at once."""
+    from weaviate.exceptions import UnexpectedStatusCodeError, WeaviateTimeoutError
+
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return call()
+        except (UnexpectedStatusCodeError, WeaviateTimeoutError) as exc:
+            status = getattr(exc, "status_code", 500)
+            if status < 500 or time.monotonic() > deadline:
+                raise
+            time.sleep(1.0)
+
+
 def read_manifest(client: weaviate.WeaviateClient, collection: str) -> dict[str, Any]:
-    config = client.collections.get(collection).config.get()
+    config = through_leader(client.collections.get(collection).config.get)
     try:
         return json.loads(config.description or "{}")
     except json.JSONDecodeError:
@@ -269,9 +309,9 @@ def read_manifest(client: weaviate.WeaviateClient, collection: str) -> dict[str,
 
 
 def write_manifest(client: weaviate.WeaviateClient, manifest: Manifest) -> None:
-    client.collections.get(manifest.collection).config.update(
-        description=json.dumps(manifest.as_dict(), sort_keys=True)
-    )
+    handle = client.collections.get(manifest.collection)
+    description = json.dumps(manifest.as_dict(), sort_keys=True)
+    through_leader(lambda: handle.config.update(description=description))
 
 
 def upsert_chunks(
@@ -356,7 +396,7 @@ def point_alias(client: weaviate.WeaviateClient, alias: str, collection: str) ->
 
 
 def alias_target(client: weaviate.WeaviateClient, alias: str) -> str | None:
-    found = client.alias.get(alias_name=alias)
+    found = through_leader(lambda: client.alias.get(alias_name=alias))
     return found.collection if found else None
 
 
