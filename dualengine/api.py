@@ -1,8 +1,9 @@
 """Python API: open the hybrid answer engine on the running stack and ask questions.
 
-    from dualengine.api import open_engine
+    from dualengine.api import feedback, open_engine
     with open_engine() as engine:
-        print(engine.ask("Who won Super Bowl 50?", groups=["public"]).answer)
+        answer = engine.ask("Who won Super Bowl 50?", groups=["public"])
+    feedback(answer.trace_id, good=False, correction="Denver Broncos")
 
 `groups` are the caller's access groups: a list of names; omitted or None → params.yaml
 `retrieval.anonymous_groups`; an empty list, a string or a wildcard raises `AccessGroupsError`
@@ -17,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dualengine.models import base_model_path, embedding_model_path
 from dualengine.settings import Settings, get_settings
@@ -56,10 +57,12 @@ def engine_for(
     log_queries: bool | None = None,
 ) -> HybridEngine:
     """An engine around a loaded generator, with its own Weaviate connection and query log
-    (unless log_queries, default params.yaml `answer.log_queries`, says otherwise)."""
+    (unless log_queries, default params.yaml `answer.log_queries`, says otherwise); answers
+    are MLflow traces unless params.yaml `answer.trace` or DUALENGINE_TRACING=0 turn it off."""
     from dualengine.weaviate_client import connect
     from tasks.hybrid import AnswerConfig, HybridEngine
     from tasks.query_log import QueryLog
+    from tasks.tracing import AnswerTracer, tracing_enabled_by_env
 
     config = AnswerConfig.from_params(
         settings.params(), settings.training_params(), embedding_model_path(settings)
@@ -75,6 +78,10 @@ def engine_for(
         query_log=QueryLog(settings.query_log) if log_queries else None,
         caller=caller,
         on_close=client.close,
+        tracer=AnswerTracer(
+            enabled=bool(settings.params()["answer"].get("trace", True))
+            and tracing_enabled_by_env()
+        ),
     )
 
 
@@ -96,3 +103,19 @@ def open_engine(
         yield engine
     finally:
         engine.close()
+
+
+def feedback(
+    trace_id: str,
+    good: bool,
+    correction: str | None = None,
+    user: str | None = None,
+    settings: Settings | None = None,
+) -> dict[str, Any]:
+    """Rate an answer by its `trace_id` (good or bad, a bad one optionally with the right
+    answer): MLflow assessments on the trace, the query log, and the golden set for a
+    correction. Raises tasks.feedback.FeedbackError for a wrong request, LookupError for an
+    unknown trace."""
+    from dualengine.rating import rate_answer
+
+    return rate_answer(settings or get_settings(), trace_id, good, not good, correction, user)

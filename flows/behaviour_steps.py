@@ -45,9 +45,12 @@ def search_questions(settings: Settings, questions: list[str], k: int, groups: l
 
 
 def gate_items(settings: Settings, paths: DatasetPaths, limit: int) -> list[dict[str, Any]]:
-    """Held-out questions with retrieved, oracle-only and oracle-less contexts."""
+    """Held-out questions (a sample of `limit`) and every golden question grown from people's
+    corrections whose document is in the corpus, with retrieved, oracle-only and oracle-less
+    contexts. Golden questions are retrieved with their askers' groups."""
     import random
 
+    from tasks.golden import GoldenSet
     from tasks.raft import answer_window
 
     params = settings.params()
@@ -60,6 +63,17 @@ def gate_items(settings: Settings, paths: DatasetPaths, limit: int) -> list[dict
     hits = search_questions(
         settings, [i["question"] for i in items], k + n, raft["distractor_groups"]
     )
+    golden = [
+        g | {"golden": True}
+        for g in GoldenSet(settings.state).items()
+        if g.get("relevant_ids") and g["relevant_ids"][0] in corpus
+    ]
+    for groups in sorted({tuple(g["groups"]) for g in golden}):
+        asked = [g for g in golden if tuple(g["groups"]) == groups]
+        items += asked
+        hits = list(hits) + list(
+            search_questions(settings, [g["question"] for g in asked], k + n, list(groups))
+        )
     out = []
     for item, found in zip(items, hits, strict=True):
         oracle_id = item["relevant_ids"][0]
@@ -375,6 +389,7 @@ def promotion_gate(settings: Settings, paths: DatasetPaths, challenger: str) -> 
     import mlflow
     from tasks import score_cache
     from tasks.gate import HIGHER_IS_BETTER, ModelScores, decide_promotion, score_model
+    from tasks.golden import GoldenSet
     from tasks.retrieval import recall_at_k
     from tasks.training import configure_threads
 
@@ -424,6 +439,7 @@ def promotion_gate(settings: Settings, paths: DatasetPaths, challenger: str) -> 
         int(reg["bootstrap_samples"]),
         tuple(reg["guardrails"]),
     )
+    golden = [i for i in items if i.get("golden")]
     k = params["retrieval"]["top_k"]
     recall = recall_at_k([i["retrieved_ids"] for i in items], [i["relevant_ids"] for i in items], k)
     chall = scores["challenger"]
@@ -435,6 +451,7 @@ def promotion_gate(settings: Settings, paths: DatasetPaths, challenger: str) -> 
         "eval_format_ok": chall.mean("format_ok"),
         "eval_refusal_when_missing": chall.mean("refusal_when_missing"),
         f"retrieval_recall_at_{k}": recall,
+        "gate_golden_questions": float(len(golden)),
     }
     before = str(current.version) if current else None
     if decision.promote:
@@ -442,6 +459,8 @@ def promotion_gate(settings: Settings, paths: DatasetPaths, challenger: str) -> 
     client = mlflow.MlflowClient()
     for key, value in metrics.items():
         client.set_model_version_tag(name, challenger, key, f"{value:.6f}")
+    golden_version = GoldenSet(settings.state).version() if golden else None
+    client.set_model_version_tag(name, challenger, "golden_set_version", golden_version or "-")
     client.set_model_version_tag(
         name,
         challenger,
@@ -458,6 +477,14 @@ def promotion_gate(settings: Settings, paths: DatasetPaths, challenger: str) -> 
             "evaluation",
             files_version({"eval": paths.eval}),
         )
+        if golden:
+            tracking.log_dataset(
+                [{k: i[k] for k in ("id", "question", "answer", "trace_id")} for i in golden],
+                GoldenSet(settings.state).path,
+                "golden",
+                "evaluation",
+                golden_version,
+            )
     create_table_artifact(
         key="gate-scores",
         table=decision.table,

@@ -575,6 +575,51 @@ def ask(
         f"  model v{result['model_version']}, index {result['index_collection']}, "
         f"{result['timings_ms']}"
     )
+    if result.get("trace_id"):
+        print(f"  trace {result['trace_id']} (rate it: dualengine feedback {result['trace_id']})")
+
+
+@app.command()
+def feedback(
+    trace_id: Annotated[str, typer.Argument(help="The answer's trace id (ask --json → trace_id).")],
+    good: Annotated[bool, typer.Option("--good", help="The answer is right.")] = False,
+    bad: Annotated[bool, typer.Option("--bad", help="The answer is wrong.")] = False,
+    correction: Annotated[
+        str | None,
+        typer.Option(help="With --bad: the right answer (becomes a candidate golden question)."),
+    ] = None,
+    user: Annotated[str | None, typer.Option(help="Who rates (default: the OS user).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Rate an answer: MLflow assessments on its trace, the query log, and the golden set."""
+    from dualengine.rating import rate_answer
+    from tasks.feedback import FeedbackError
+
+    settings = get_settings()
+    try:
+        from tasks.feedback import parse_rating
+
+        rules = settings.params()["validation"]
+        parse_rating(trace_id, good, bad, correction, user or "-", int(rules["answer_max_chars"]))
+        _require_services(settings)
+        with contextlib.redirect_stdout(sys.stderr):
+            result = rate_answer(settings, trace_id, good, bad, correction, user)
+    except (FeedbackError, LookupError) as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    golden = result["golden"]
+    print(
+        f"{result['trace_id']}: rated {result['rating']} by {result['user']} "
+        f"({len(result['assessment_ids'])} assessments, {result['query_log_rows']} query-log rows)"
+    )
+    if golden:
+        print(
+            f"  golden set: {golden['status']} {golden['id']} (size {golden['size']}, "
+            f"version {golden['version']}){': ' + golden['reason'] if golden['reason'] else ''}"
+        )
 
 
 @app.command()

@@ -15,12 +15,14 @@ from tasks.monitoring import engine_status
 @flow(name="monitor", log_prints=True, persist_result=True)
 def monitor_flow(profile: str | None = None, emit: bool = True) -> dict[str, Any]:
     """Knowledge signals (staleness, golden recall, low-score share, query-vs-corpus distance)
-    and behaviour signals (query drift vs training questions, golden oracle F1, conflict rate),
-    each ok / warn / degraded; degraded engines emit `dualengine.<engine>.degraded`."""
+    and behaviour signals (query drift vs training questions, golden oracle F1, conflict rate,
+    negative feedback rate), each ok / warn / degraded; degraded engines emit
+    `dualengine.<engine>.degraded`."""
     settings = Settings(**({"profile": profile} if profile else {}))
     queries = ms.read_queries(settings)
     corpora = resolve_corpora(settings, None)
     knowledge, context = ms.knowledge_signals(settings, corpora, queries)
+    context["golden_set"] = ms.golden_set_info(settings)
     behaviour = ms.behaviour_signals(settings, queries)
     signals = knowledge + behaviour
     statuses = {e: engine_status(signals, e) for e in ("knowledge", "behaviour")}

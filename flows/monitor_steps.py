@@ -141,7 +141,8 @@ def knowledge_signals(
 
 @task(name="behaviour-signals", **STEP)
 def behaviour_signals(settings: Settings, queries: list[dict[str, Any]]) -> list[Signal]:
-    """Query drift vs training questions, golden oracle F1 vs promotion, conflict rate."""
+    """Query drift vs training questions, golden oracle F1 vs promotion, conflict rate, and
+    the share of people's ratings saying "bad"."""
     params = settings.params()
     rules, b_rules = params["monitor"], params["monitor"]["behaviour"]
     train_path = sample_dataset_paths(settings.data_dir, params).train
@@ -157,6 +158,10 @@ def behaviour_signals(settings: Settings, queries: list[dict[str, Any]]) -> list
         monitoring.embedding_drift(reference, current, min_n, b_rules["query_drift"]),
         monitoring.oracle_f1_drop(f1_now, f1_then, b_rules["golden_oracle_f1_drop"]),
         monitoring.conflict_rate([q["conflict"] for q in queries], min_n, b_rules["conflict_rate"]),
+        monitoring.negative_feedback_rate(
+            read_ratings(settings, float(b_rules["negative_feedback_rate"]["window_hours"])),
+            b_rules["negative_feedback_rate"],
+        ),
     ]
 
 
@@ -197,6 +202,24 @@ def read_queries(settings: Settings) -> list[dict[str, Any]]:
     try:
         since = datetime.now(UTC) - timedelta(hours=float(rules["window_hours"]))
         return log.read(since=since, limit=int(rules["max_queries"]))
+    finally:
+        log.close()
+
+
+def golden_set_info(settings: Settings) -> dict[str, Any]:
+    """Size and version of the golden set grown from corrections (tasks/golden.py)."""
+    from tasks.golden import GoldenSet
+
+    golden = GoldenSet(settings.state)
+    return {"size": len(golden.items()), "version": golden.version()}
+
+
+def read_ratings(settings: Settings, window_hours: float) -> list[str]:
+    from tasks.query_log import QueryLog
+
+    log = QueryLog(settings.query_log)
+    try:
+        return log.ratings(since=datetime.now(UTC) - timedelta(hours=window_hours))
     finally:
         log.close()
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from tasks.prompting import clean_answer, fit_prompt
@@ -18,6 +18,9 @@ class Generator:
     tokenizer: Any
     max_length: int
     batch_size: int = 8
+    # tokens in / out per question of the last answer_many call (answers' traces record them)
+    last_usage: list[dict[str, int]] = field(default_factory=list)
+    _out_counts: list[int] = field(default_factory=list, repr=False)
 
     def prompts(
         self,
@@ -53,7 +56,9 @@ class Generator:
                 pad_token_id=pad,
                 eos_token_id=self.tokenizer.eos_token_id,
             )
-        return self.tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)
+        new = out[:, width:]
+        self._out_counts = [int((row != pad).sum()) for row in new]
+        return self.tokenizer.batch_decode(new, skip_special_tokens=True)
 
     def answer_many(
         self,
@@ -72,14 +77,18 @@ class Generator:
         raw=True keeps the reply's first line as generated (with any `[n]` citation)."""
         prompts = self.prompts(system, questions, contexts, max_new_tokens)
         texts = [""] * len(prompts)
+        usage = [{"input_tokens": len(p), "output_tokens": 0} for p in prompts]
         size = max(1, batch_size or self.batch_size)
         for rows in length_batches([len(p) for p in prompts], size):
             for row, text in zip(
                 rows, self.generate_ids([prompts[r] for r in rows], max_new_tokens), strict=True
             ):
                 texts[row] = text
+            for row, count in zip(rows, self._out_counts, strict=False):
+                usage[row]["output_tokens"] = count
             if on_batch:
                 on_batch(len(rows))
+        self.last_usage = usage
         return [finish(t, raw) for t in texts]
 
     def answer_batch(

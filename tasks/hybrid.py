@@ -7,7 +7,8 @@ title, score, a verbatim supporting sentence; only passages that back the answer
 model cited), the sources it was shown, and a timing breakdown. When the best passage is
 not similar enough to the question, or the model answers that the passages lack the answer, it
 says so instead of inventing. Optionally the closed-book answer is generated too and a factual
-disagreement is flagged (the grounded answer wins). Every answer can go to the query log.
+disagreement is flagged (the grounded answer wins). Every answer can go to the query log and
+is an MLflow trace (spans: retrieval, prompt, generation, grounding; see tasks/tracing.py).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from tasks import tracing_steps
 from tasks.batching import MicroBatcher
 from tasks.conflicts import find_conflict
 from tasks.grounding import best_quote, content_words, supported_share, supports
@@ -24,6 +26,7 @@ from tasks.prompting import clean_answer
 from tasks.query_log import QueryLog, QueryRecord
 from tasks.raft import is_refusal, split_citation
 from tasks.retrieval import Passage
+from tasks.tracing import AnswerTracer, TraceScope
 
 
 @dataclass
@@ -52,6 +55,7 @@ class HybridAnswer:
     conflict: dict[str, Any] | None = None
     closed_book_answer: str | None = None
     faithfulness: float | None = None
+    trace_id: str | None = None  # the answer's MLflow trace (None when not traced)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -135,6 +139,7 @@ class HybridEngine:
         query_log: QueryLog | None = None,
         caller: str = "api",
         on_close: Callable[[], None] | None = None,
+        tracer: AnswerTracer | None = None,
     ) -> None:
         self.generator = generator
         self.client = client
@@ -145,6 +150,7 @@ class HybridEngine:
         self._on_close = on_close
         # one worker runs generate(); concurrent questions share its batches
         self.batcher = MicroBatcher(self._generate_batch, config.max_batch, config.batch_wait_ms)
+        self.tracer = tracer or AnswerTracer(enabled=False)
 
     def retrieve(self, question: str, groups: list[str]) -> tuple[list[float], list[Passage]]:
         """Passages for a caller with these (already resolved) groups."""
@@ -163,8 +169,11 @@ class HybridEngine:
         )
         return vector, passages
 
-    def _generate_batch(self, system: str, items: list[tuple[str, list[dict]]]) -> list[str]:
-        return self.generator.answer_many(
+    def _generate_batch(
+        self, system: str, items: list[tuple[str, list[dict]]]
+    ) -> list[tuple[str, dict[str, int]]]:
+        """Raw replies with their token counts (empty when the generator does not count)."""
+        texts = self.generator.answer_many(
             system,
             [question for question, _ in items],
             [passages for _, passages in items],
@@ -172,8 +181,13 @@ class HybridEngine:
             raw=True,
             batch_size=self.config.max_batch,
         )
+        usage = getattr(self.generator, "last_usage", None) or []
+        return [(t, dict(usage[n]) if n < len(usage) else {}) for n, t in enumerate(texts)]
 
-    def _generate(self, system: str, question: str, passages: list[Passage]) -> str:
+    def _generate(
+        self, system: str, question: str, passages: list[Passage]
+    ) -> tuple[str, dict[str, int]]:
+        """The raw reply and its token counts, generated in a shared batch."""
         return self.batcher(system, (question, [p.as_dict() for p in passages]))
 
     @property
@@ -194,25 +208,49 @@ class HybridEngine:
     def ask(
         self, question: str, groups: Any = None, conflict_check: bool | None = None
     ) -> HybridAnswer:
-        """Answer one question for a caller with these access groups: None → the configured
-        anonymous groups; anything malformed raises `AccessGroupsError` (dualengine.resolve)."""
+        """Answer one question for a caller with these access groups (one MLflow trace): None →
+        the configured anonymous groups; anything malformed raises `AccessGroupsError`
+        (dualengine.resolve)."""
         from dualengine.resolve import caller_groups
-        from tasks.indexing import alias_target
 
         if not isinstance(question, str) or not question.strip():
             raise ValueError("question is empty or not a string")
         groups = caller_groups(groups, self.config.anonymous_groups)
+        with self.tracer.answer(
+            {"question": question, "groups": sorted(groups), "caller": self.caller},
+            {"model_version": str(self.model_version), "index_alias": self.config.alias},
+        ) as scope:
+            result = self._ask(scope, question, groups, conflict_check)
+            scope.root.set_outputs(tracing_steps.answer_outputs(result))
+            return result
+
+    def _ask(
+        self,
+        scope: TraceScope,
+        question: str,
+        groups: list[str],
+        conflict_check: bool | None,
+    ) -> HybridAnswer:
+        from tasks.indexing import alias_target
+
         check = self.config.conflict_check if conflict_check is None else conflict_check
         started = time.perf_counter()
-        vector, passages = self.retrieve(question, groups)
+        with scope.span(
+            "retrieval", "RETRIEVER", tracing_steps.retrieval_inputs(question, groups, self.config)
+        ) as span:
+            vector, passages = self.retrieve(question, groups)
+            span.set_outputs(tracing_steps.documents(passages))
         t_retrieved = time.perf_counter()
         context = passages[: self.config.context_passages]
         best = max((p.similarity for p in context), default=0.0)
         text, cited, answered = self.config.no_answer_text, None, False
         if context and best >= self.config.min_similarity:
-            reply, cited = split_citation(
-                self._generate(self.config.system_prompt, question, context)
-            )
+            with scope.span("prompt", "PARSER") as span:
+                tracing_steps.record_prompt(span, self.config, question, context)
+            with scope.span("generation", "LLM") as span:
+                raw, usage = self._generate(self.config.system_prompt, question, context)
+                tracing_steps.record_generation(span, self, raw, usage)
+            reply, cited = split_citation(raw)
             reply = clean_answer(reply)
             if reply and not is_refusal(reply):
                 text, answered = reply, True
@@ -223,18 +261,25 @@ class HybridEngine:
         }
         closed, conflict = None, None
         if check:
-            closed = clean_answer(
-                split_citation(self._generate(self.config.closed_book_prompt, question, []))[0]
-            )
+            with scope.span("closed_book", "LLM") as span:
+                raw, usage = self._generate(self.config.closed_book_prompt, question, [])
+                tracing_steps.record_generation(span, self, raw, usage)
+            closed = clean_answer(split_citation(raw)[0])
             found = find_conflict(text, closed) if answered else None
             conflict = found.as_dict() if found else None
             timings["closed_book"] = round((time.perf_counter() - t_generated) * 1000, 1)
+        with scope.span("grounding", "PARSER", {"answer": text, "answered": answered}) as span:
+            citations = cite(context, text, cited) if answered else []
+            faithfulness = (
+                round(supported_share(text, [p.text for p in context]), 4) if answered else None
+            )
+            span.set_outputs(tracing_steps.grounding_outputs(citations, faithfulness, conflict))
         timings["total"] = round((time.perf_counter() - started) * 1000, 1)
         result = HybridAnswer(
             question=question,
             answer=text,
             answered=answered,
-            citations=cite(context, text, cited) if answered else [],
+            citations=citations,
             sources=[
                 {
                     "passage_id": p.passage_id,
@@ -250,9 +295,8 @@ class HybridEngine:
             timings_ms=timings,
             conflict=conflict,
             closed_book_answer=closed,
-            faithfulness=round(supported_share(text, [p.text for p in context]), 4)
-            if answered
-            else None,
+            faithfulness=faithfulness,
+            trace_id=scope.trace_id,
         )
         if self.query_log is not None:
             self.query_log.record(
@@ -273,11 +317,13 @@ class HybridEngine:
                     model_version=self.model_version,
                     index_collection=result.index_collection,
                     caller=self.caller,
+                    trace_id=scope.trace_id,
                 )
             )
         return result
 
     def close(self) -> None:
+        self.tracer.flush()
         self.batcher.close()
         if self._on_close is not None:
             self._on_close()

@@ -147,6 +147,20 @@ def conflict_rate(flags: list[bool | None], min_n: int, rule: dict) -> Signal:
     )
 
 
+def negative_feedback_rate(ratings: list[str], rule: dict) -> Signal:
+    """Share of people's ratings in the window that say "bad" (`min_ratings` needed)."""
+    rated_n = [r for r in ratings if r in ("good", "bad")]
+    bad = sum(r == "bad" for r in rated_n)
+    rate = bad / len(rated_n) if rated_n and len(rated_n) >= int(rule["min_ratings"]) else None
+    return rated(
+        "behaviour",
+        "negative_feedback_rate",
+        rate,
+        rule,
+        {"ratings": len(rated_n), "bad": bad, "window_hours": rule["window_hours"]},
+    )
+
+
 def engine_status(signals: list[Signal], engine: str) -> str:
     """degraded if any of the engine's signals is degraded, else warn if any warns, else ok."""
     statuses = {s.status for s in signals if s.engine == engine}

@@ -37,7 +37,13 @@ QUERIES = sa.Table(
     sa.Column("model_version", sa.String(64)),
     sa.Column("index_collection", sa.String(200)),
     sa.Column("caller", sa.String(64)),
+    sa.Column("trace_id", sa.String(64), index=True),  # the answer's MLflow trace
+    sa.Column("feedback", sa.String(8)),  # "good" | "bad" (dualengine feedback)
+    sa.Column("correction", sa.Text),
+    sa.Column("feedback_ts", sa.DateTime(timezone=True)),
 )
+# Columns added after the first release: created on existing databases by `migrate`.
+ADDED_COLUMNS = ("trace_id", "feedback", "correction", "feedback_ts")
 
 
 @dataclass
@@ -58,6 +64,7 @@ class QueryRecord:
     model_version: str | None = None
     index_collection: str | None = None
     caller: str = "api"
+    trace_id: str | None = None
     ts: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
@@ -71,6 +78,7 @@ class QueryLog:
             sa.event.listen(self._engine, "connect", _sqlite_pragmas)
         self._lock = threading.Lock()
         METADATA.create_all(self._engine)
+        migrate(self._engine)
 
     def record(self, entry: QueryRecord) -> None:
         import numpy as np
@@ -109,12 +117,52 @@ class QueryLog:
                 row[key] = json.loads(row[key])
         return rows
 
+    def rate(self, trace_id: str, feedback: str, correction: str | None) -> int:
+        """Store a person's rating on the answer with this trace id; the rows changed."""
+        update = (
+            QUERIES.update()
+            .where(QUERIES.c.trace_id == trace_id)
+            .values(feedback=feedback, correction=correction, feedback_ts=datetime.now(UTC))
+        )
+        with self._lock, self._engine.begin() as conn:
+            return int(conn.execute(update).rowcount or 0)
+
+    def ratings(self, since: datetime | None = None) -> list[str]:
+        """People's ratings ("good" / "bad") given since then, oldest first."""
+        query = sa.select(QUERIES.c.feedback).where(QUERIES.c.feedback.is_not(None))
+        if since is not None:
+            query = query.where(QUERIES.c.feedback_ts >= since)
+        with self._engine.connect() as conn:
+            return [r[0] for r in conn.execute(query.order_by(QUERIES.c.feedback_ts))]
+
     def count(self) -> int:
         with self._engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(QUERIES)).scalar_one())
 
     def close(self) -> None:
         self._engine.dispose()
+
+
+def migrate(engine: sa.Engine) -> list[str]:
+    """Add the nullable columns a log created by an older version lacks (existing rows get
+    NULL); returns the names added. Only ever adds columns listed in ADDED_COLUMNS."""
+    present = {c["name"] for c in sa.inspect(engine).get_columns(QUERIES.name)}
+    added = []
+    with engine.begin() as conn:
+        for name in ADDED_COLUMNS:
+            if name in present:
+                continue
+            column = QUERIES.c[name]
+            kind = column.type.compile(dialect=engine.dialect)
+            conn.execute(sa.text(f'ALTER TABLE {QUERIES.name} ADD COLUMN "{name}" {kind}'))
+            added.append(name)
+        if "trace_id" in added:
+            conn.execute(
+                sa.text(
+                    f"CREATE INDEX IF NOT EXISTS ix_queries_trace_id ON {QUERIES.name} (trace_id)"
+                )
+            )
+    return added
 
 
 def _sqlite_pragmas(connection, _record) -> None:
