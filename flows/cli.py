@@ -726,6 +726,24 @@ def serve_model(
 
 
 @app.command()
+def ui(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0 = a free one).")] = 8765,
+    model: Annotated[str, typer.Option(help="champion, challenger, a version or base.")] = (
+        "champion"
+    ),
+    profile: ProfileOption = None,
+) -> None:
+    """The web page: pick groups, ask, see cited quotes, rate; /operator for the operator view."""
+    settings = _settings(profile)
+    _require_services(settings)
+    from dualengine.webapp import serve as serve_ui
+
+    port = port or services.free_port()
+    console.print(f"dualengine ui on http://127.0.0.1:{port} (operator view: /operator)")
+    serve_ui(settings, port, model)
+
+
+@app.command()
 def monitor(
     profile: ProfileOption = None,
     emit: Annotated[

@@ -79,9 +79,7 @@ def answer_trace(trace_id: str):
         trace = MlflowClient().get_trace(trace_id, display=False)
     except MlflowException as exc:
         raise LookupError(f"trace {trace_id} not found in MLflow") from exc
-    if trace is None or not any(
-        s.name == "answer" and s.parent_id is None for s in trace.data.spans
-    ):
+    if trace is None or not any(s.name == "answer" for s in trace.data.spans):
         raise LookupError(f"trace {trace_id} is not the trace of an answer")
     return trace
 

@@ -233,3 +233,26 @@ def test_ratings_reach_the_query_log_rows_of_their_trace(tmp_path):
     row = next(r for r in log.read() if r["trace_id"] == "tr-1")
     assert (row["feedback"], row["correction"]) == ("bad", "right") and row["feedback_ts"]
     log.close()
+
+
+def test_quotes_are_highlighted_and_everything_else_escaped():
+    from dualengine.webpages import highlight, sparkline
+
+    html = str(highlight("In 911 <b>Rollo</b> settled; in 911 again.", "in 911"))
+    assert html.count("<mark>") == 2 and "&lt;b&gt;Rollo&lt;/b&gt;" in html
+    assert str(highlight("<i>x</i>", "")) == "&lt;i&gt;x&lt;/i&gt;"
+    svg = str(sparkline([0.1, None, 0.5, 0.3]))
+    assert svg.startswith("<svg") and svg.count(",") == 3  # three points, the gap skipped
+    assert "polyline" not in str(sparkline([None, None]))
+
+
+def test_ui_groups_are_denied_unless_allowed(settings):
+    from dualengine.webapp import Refused, allowed_groups, pick_groups
+
+    allowed = allowed_groups(settings)
+    assert pick_groups(settings, [allowed[0], f" {allowed[0]} "]) == [allowed[0]]
+    with pytest.raises(Refused, match="at least one group"):
+        pick_groups(settings, [])
+    with pytest.raises(Refused, match="not allowed") as refused:
+        pick_groups(settings, [allowed[0], "admins"])
+    assert refused.value.status == 403
