@@ -221,7 +221,7 @@ class HybridEngine:
             {"model_version": str(self.model_version), "index_alias": self.config.alias},
         ) as scope:
             result = self._ask(scope, question, groups, conflict_check)
-            scope.root.set_outputs(tracing_steps.answer_outputs(result))
+            tracing_steps.record_answer(scope.root, result)
             return result
 
     def _ask(
@@ -239,7 +239,7 @@ class HybridEngine:
             "retrieval", "RETRIEVER", tracing_steps.retrieval_inputs(question, groups, self.config)
         ) as span:
             vector, passages = self.retrieve(question, groups)
-            span.set_outputs(tracing_steps.documents(passages))
+            tracing_steps.record_retrieval(span, passages)
         t_retrieved = time.perf_counter()
         context = passages[: self.config.context_passages]
         best = max((p.similarity for p in context), default=0.0)
@@ -273,7 +273,7 @@ class HybridEngine:
             faithfulness = (
                 round(supported_share(text, [p.text for p in context]), 4) if answered else None
             )
-            span.set_outputs(tracing_steps.grounding_outputs(citations, faithfulness, conflict))
+            tracing_steps.record_grounding(span, citations, faithfulness, conflict)
         timings["total"] = round((time.perf_counter() - started) * 1000, 1)
         result = HybridAnswer(
             question=question,

@@ -29,7 +29,9 @@ _log = logging.getLogger(__name__)
 
 
 class NullSpan:
-    """Stands in for a span when nothing is traced."""
+    """Stands in for a span when nothing is traced (`recording` False: skip building values)."""
+
+    recording = False
 
     def set_inputs(self, inputs: Any) -> None:
         pass
@@ -43,6 +45,8 @@ class NullSpan:
 
 class SafeSpan(NullSpan):
     """An MLflow span whose setters never raise."""
+
+    recording = True
 
     def __init__(self, span: Any) -> None:
         self._span = span

@@ -44,10 +44,32 @@ def documents(passages: list[Passage]) -> list[dict[str, Any]]:
     ]
 
 
+def record_retrieval(span: NullSpan, passages: list[Passage]) -> None:
+    if span.recording:
+        span.set_outputs(documents(passages))
+
+
+def record_grounding(
+    span: NullSpan,
+    citations: list[Citation],
+    faithfulness: float | None,
+    conflict: dict[str, Any] | None,
+) -> None:
+    if span.recording:
+        span.set_outputs(grounding_outputs(citations, faithfulness, conflict))
+
+
+def record_answer(span: NullSpan, result: HybridAnswer) -> None:
+    if span.recording:
+        span.set_outputs(answer_outputs(result))
+
+
 def record_prompt(
     span: NullSpan, config: AnswerConfig, question: str, context: list[Passage]
 ) -> None:
     """The chat messages the generator is given (before fitting to the token budget)."""
+    if not span.recording:
+        return
     span.set_inputs({"question": question, "passage_ids": [p.passage_id for p in context]})
     span.set_outputs(
         {"messages": messages_for(config.system_prompt, question, [p.as_dict() for p in context])}
@@ -59,6 +81,8 @@ def record_generation(
 ) -> None:
     """Model version, token counts (also as MLflow's `mlflow.chat.tokenUsage`, which the UI
     sums per trace) and the raw reply of one generate() call."""
+    if not span.recording:
+        return
     attributes: dict[str, Any] = {
         "model_version": str(engine.model_version),
         "max_new_tokens": engine.config.max_new_tokens,

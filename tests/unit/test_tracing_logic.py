@@ -64,6 +64,8 @@ def test_retrieval_documents_and_generation_usage():
     }
 
     class Recorder(NullSpan):
+        recording = True
+
         def set_attributes(self, attributes):
             self.attributes = attributes
 
@@ -84,6 +86,10 @@ def test_retrieval_documents_and_generation_usage():
     assert span.outputs["reply"] == "Denver [2]"
     tracing_steps.record_generation(span, Engine, "x", {})  # a generator that does not count
     assert tracing_steps.CHAT_USAGE not in span.attributes
+    idle = NullSpan()  # untraced: nothing is built or set
+    tracing_steps.record_generation(idle, Engine, "x", usage)
+    tracing_steps.record_retrieval(idle, [passage])
+    assert not hasattr(idle, "attributes") and not hasattr(idle, "outputs")
 
 
 def old_log(path):
