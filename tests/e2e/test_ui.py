@@ -87,7 +87,16 @@ def browser():
     options.binary_location = CHROMIUM
     for flag in FLAGS:
         options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    from selenium.common.exceptions import SessionNotCreatedException
+
+    for attempt in range(3):  # on a loaded machine chromium may miss the driver's start window
+        try:
+            driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+            break
+        except SessionNotCreatedException:
+            if attempt == 2:
+                raise
+            time.sleep(5)
     driver.implicitly_wait(10)
     try:
         yield driver
