@@ -601,7 +601,7 @@ def feedback(
 
         rules = settings.params()["validation"]
         parse_rating(trace_id, good, bad, correction, user or "-", int(rules["answer_max_chars"]))
-        _require_services(settings)
+        _require_services(settings, ("mlflow",))  # a rating needs only MLflow
         with contextlib.redirect_stdout(sys.stderr):
             result = rate_answer(settings, trace_id, good, bad, correction, user)
     except (FeedbackError, LookupError) as exc:
@@ -735,7 +735,7 @@ def ui(
 ) -> None:
     """The web page: pick groups, ask, see cited quotes, rate; /operator for the operator view."""
     settings = _settings(profile)
-    _require_services(settings)
+    _require_services(settings, ANSWER_SERVICES)
     from dualengine.webapp import serve as serve_ui
 
     port = port or services.free_port()
