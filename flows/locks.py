@@ -23,23 +23,31 @@ class Busy(RuntimeError):
 
 
 def ensure_limit(name: str, limit: int = 1) -> None:
-    """Create the global concurrency limit if it does not exist yet (an absent limit would let
-    every caller through, so it must exist before anyone takes it)."""
+    """Create the global concurrency limit, or set it back to `limit` slots and active: an
+    absent or deactivated limit would let every caller through."""
     import asyncio
 
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+    from prefect.client.schemas.actions import (
+        GlobalConcurrencyLimitCreate,
+        GlobalConcurrencyLimitUpdate,
+    )
     from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
     async def upsert() -> None:
         async with get_client() as client:
             try:
-                await client.read_global_concurrency_limit_by_name(name)
+                found = await client.read_global_concurrency_limit_by_name(name)
             except ObjectNotFound:
                 with contextlib.suppress(ObjectAlreadyExists):  # another caller was first
                     await client.create_global_concurrency_limit(
                         GlobalConcurrencyLimitCreate(name=name, limit=limit)
                     )
+                return
+            if not found.active or found.limit != limit:
+                await client.update_global_concurrency_limit(
+                    name, GlobalConcurrencyLimitUpdate(limit=limit, active=True)
+                )
 
     asyncio.run(upsert())
 
@@ -63,6 +71,7 @@ def exclusive(name: str, wait_seconds: float, what: str) -> Iterator[None]:
                 timeout_seconds=max(1.0, float(wait_seconds)),
                 strict=True,
                 lease_duration=LEASE_SECONDS,
+                raise_on_lease_renewal_failure=False,  # a Prefect hiccup never kills a run
             )
         )
     except TimeoutError as exc:

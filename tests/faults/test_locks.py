@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from flows.locks import REINDEX_LIMIT, TRAINING_LIMIT, Busy, exclusive
+from flows.locks import REINDEX_LIMIT, TRAINING_LIMIT, Busy, ensure_limit, exclusive
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
@@ -25,7 +25,28 @@ def cli(*args: str) -> subprocess.CompletedProcess:
     )
 
 
+def deactivate(name: str) -> None:
+    """What an operator might do in the UI: switch the limit off (or widen it)."""
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
+
+    ensure_limit(name)
+
+    async def update():
+        async with get_client() as client:
+            await client.update_global_concurrency_limit(
+                name, GlobalConcurrencyLimitUpdate(limit=5, active=False)
+            )
+            found = await client.read_global_concurrency_limit_by_name(name)
+            assert (found.limit, found.active) == (5, False)
+
+    asyncio.run(update())
+
+
 def test_a_second_holder_waits_for_the_first(stack):
+    deactivate(REINDEX_LIMIT)  # the lock must hold anyway
     events: list[tuple[str, float]] = []
     holding = threading.Event()
 
