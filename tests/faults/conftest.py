@@ -51,8 +51,13 @@ class OwnService:
         assert not services.pid_alive(pid), f"{self.name} (pid {pid}) survived SIGKILL"
 
     def start(self) -> None:
-        with self.environment():
-            services.up(self.settings, timeout=180, progress=lambda m: None, only=(self.name,))
+        try:
+            with self.environment():
+                services.up(self.settings, timeout=400, progress=lambda m: None, only=(self.name,))
+        except (RuntimeError, TimeoutError) as exc:
+            log = self.settings.state / "logs" / f"{self.name}.log"
+            tail = log.read_text(errors="replace")[-3000:] if log.exists() else "(no log)"
+            raise AssertionError(f"{exc}\n{tail}") from exc
 
     def healthy(self) -> bool:
         with self.environment():
