@@ -144,10 +144,11 @@ def score_conditions(
     for context in CONTEXTS:
         passages = [[] if context == "closed_book" else i[context] for i in items]
         prompt = closed_book_system if context == "closed_book" else system
-        raw = generator.answer_many(
+        raw, nll = generator.answer_with_nll(  # answer and gold-reply NLL share a prefill
             prompt,
             questions,
             passages,
+            [_target(i["answer"], p) for i, p in zip(items, passages, strict=True)],
             max_new_tokens,
             raw=True,
             batch_size=batch_size,
@@ -159,12 +160,7 @@ def score_conditions(
         scores[context] = {
             "f1": [token_f1(t, i["answer"]) for t, i in zip(texts, items, strict=True)],
             "em": [exact_match(t, i["answer"]) for t, i in zip(texts, items, strict=True)],
-            "nll": generator.answer_nll(
-                prompt,
-                questions,
-                passages,
-                [_target(i["answer"], p) for i, p in zip(items, passages, strict=True)],
-            ),
+            "nll": nll,
             "faithfulness": [
                 1.0 if is_refusal(t) else supported_share(t, [p["text"] for p in s])
                 for t, s in zip(texts, support, strict=True)

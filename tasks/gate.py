@@ -118,8 +118,11 @@ def score_model(
 
     scores = ModelScores(name, version, {k: [] for k in (*HIGHER_IS_BETTER, *GUARDRAILS)})
     questions = [i["question"] for i in items]
+    targets = [
+        grounded_target(item["answer"], _gold_position(item, ctx))
+        for item, ctx in zip(items, oracle, strict=True)
+    ]
     with progress(f"gate: scoring {name}", 3 * len(items), key=f"gate-{name}") as bar:
-        conditions = {"retrieved": retrieved, "oracle": oracle, "missing": missing}
         answers = {
             label: generator.answer_many(
                 system,
@@ -130,8 +133,19 @@ def score_model(
                 batch_size=batch_size,
                 on_batch=bar.advance,
             )
-            for label, contexts in conditions.items()
+            for label, contexts in (("retrieved", retrieved), ("missing", missing))
         }
+        # the oracle answer and the gold reply's NLL share one prefill per batch
+        answers["oracle"], scores.per_question["nll"] = generator.answer_with_nll(
+            system,
+            questions,
+            oracle,
+            targets,
+            max_new_tokens,
+            raw=True,
+            batch_size=batch_size,
+            on_batch=bar.advance,
+        )
     for i, item in enumerate(items):
         for label in ("retrieved", "oracle"):
             text, _ = split_citation(answers[label][i])
@@ -139,11 +153,6 @@ def score_model(
             scores.per_question[f"em_{label}"].append(exact_match(text, item["answer"]))
         scores.per_question["format_ok"].append(float(format_ok(answers["retrieved"][i])))
         scores.per_question["refusal_when_missing"].append(float(is_refusal(answers["missing"][i])))
-    targets = [
-        grounded_target(item["answer"], _gold_position(item, ctx))
-        for item, ctx in zip(items, oracle, strict=True)
-    ]
-    scores.per_question["nll"] = generator.answer_nll(system, questions, oracle, targets)
     return scores
 
 

@@ -104,6 +104,43 @@ class Generator:
             system, questions, contexts, max_new_tokens, raw, batch_size=max(1, len(questions))
         )
 
+    def answer_with_nll(
+        self,
+        system: str,
+        questions: list[str],
+        contexts: list[list[dict[str, Any]]],
+        targets: list[str],
+        max_new_tokens: int,
+        raw: bool = False,
+        batch_size: int | None = None,
+        on_batch: Callable[[int], Any] | None = None,
+    ) -> tuple[list[str], list[float]]:
+        """Greedy answers (like `answer_many`) and each target's NLL given the same prompt
+        (like `answer_nll`), from one prefill per batch (`generate_with_nll`)."""
+        prompts = self.prompts(system, questions, contexts, max_new_tokens)
+        eos = self.tokenizer.eos_token or ""
+        wanted = [
+            self.tokenizer(t + eos, add_special_tokens=False)["input_ids"][: self.max_length // 4]
+            for t in targets
+        ]
+        texts, values = [""] * len(prompts), [0.0] * len(prompts)
+        size = max(1, batch_size or self.batch_size)
+        for rows in length_batches([len(p) for p in prompts], size):
+            new, nll = generate_with_nll(
+                self.model,
+                [prompts[r] for r in rows],
+                [wanted[r] for r in rows],
+                max_new_tokens,
+                self.tokenizer.pad_token_id,
+                self.tokenizer.eos_token_id,
+            )
+            decoded = self.tokenizer.batch_decode(new, skip_special_tokens=True)
+            for row, text, value in zip(rows, decoded, nll, strict=True):
+                texts[row], values[row] = text, value
+            if on_batch:
+                on_batch(len(rows))
+        return [finish(t, raw) for t in texts], values
+
     def answer_nll(
         self,
         system: str,
@@ -131,6 +168,63 @@ class Generator:
                 for row, value in zip(rows, nll_per_row(self.model, batch), strict=True):
                     values[row] = value
         return values
+
+
+def generate_with_nll(
+    model,
+    prompts: list[list[int]],
+    targets: list[list[int]],
+    max_new_tokens: int,
+    pad_id: int,
+    eos_id: int | None,
+):
+    """Greedy continuations of the prompts and the mean NLL of each target after its prompt,
+    from one prefill: prompt + target run once (teacher forcing, the LM head only at the
+    target's positions), the cache is cut back to the prompt minus its last token, and
+    generation continues from there. Returns (new token ids [batch, n], NLLs)."""
+    import torch
+
+    width, tail = max(len(p) for p in prompts), max(len(t) for t in targets)
+    ids = torch.full((len(prompts), width + tail), pad_id, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    labels = torch.full_like(ids, -100)
+    for row, (prompt, target) in enumerate(zip(prompts, targets, strict=True)):
+        ids[row, width - len(prompt) : width + len(target)] = torch.tensor(prompt + target)
+        mask[row, width - len(prompt) : width + len(target)] = 1
+        labels[row, width : width + len(target)] = torch.tensor(target)
+    keep = torch.zeros_like(ids, dtype=torch.bool)
+    keep[:, :-1] = labels[:, 1:].ne(-100)
+    positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 0)
+    device = model.device
+    ids, mask, positions = ids.to(device), mask.to(device), positions.to(device)
+    with torch.inference_mode():
+        out = model(
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=positions,
+            use_cache=True,
+            logits_to_keep=keep.to(device),
+        )
+        losses = torch.nn.functional.cross_entropy(
+            out.logits.float(), labels[:, 1:][keep[:, :-1]].to(device), reduction="none"
+        ).cpu()
+        rows = keep.nonzero()[:, 0]
+        cache = out.cache
+        cache.crop(-(tail + 1))  # keep the prompt's cache except its last token
+        generated = model.generate(
+            input_ids=ids[:, :width],
+            attention_mask=mask[:, :width],
+            cache=cache,
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            pad_token_id=pad_id,
+            eos_token_id=eos_id,
+        )
+    nll = [
+        float(losses[rows == r].mean()) if bool((rows == r).any()) else 0.0
+        for r in range(len(prompts))
+    ]
+    return generated[:, width:], nll
 
 
 def length_batches(lengths: list[int], size: int) -> list[list[int]]:

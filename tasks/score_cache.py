@@ -21,7 +21,7 @@ from typing import Any
 EXPERIMENT = "dualengine-score-cache"
 ARTIFACT = "scores.json"
 # bump when the scoring code changes what it measures (metrics, prompts, NLL targets)
-SCORING_VERSION = "2"
+SCORING_VERSION = "3"  # 3: NLL from the answer's prefill
 
 
 def digest(value: Any) -> str:

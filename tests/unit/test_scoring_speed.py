@@ -124,3 +124,33 @@ def test_model_digest_follows_the_weights(tmp_path):
     assert model_digest("org/hub-model") == "org/hub-model"
     assert score_key({"a": 1, "b": [1, 2]}) == score_key({"b": [1, 2], "a": 1})
     assert score_key({"a": 1}) != score_key({"a": 2})
+
+
+def test_answer_and_nll_from_one_prefill_equal_the_separate_passes(model):
+    from tasks.generation import generate_with_nll
+    from tasks.training import TrainingExample, collate, nll_per_row
+
+    g = torch.Generator().manual_seed(3)
+    prompts = [torch.randint(1, 320, (n,), generator=g).tolist() for n in (12, 20, 7)]
+    targets = [torch.randint(1, 320, (n,), generator=g).tolist() for n in (3, 1, 5)]
+    new, nll = generate_with_nll(model, prompts, targets, 5, pad_id=0, eos_id=None)
+
+    width = max(len(p) for p in prompts)
+    ids = torch.zeros((3, width), dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for row, p in enumerate(prompts):
+        ids[row, width - len(p) :], mask[row, width - len(p) :] = torch.tensor(p), 1
+    with torch.no_grad():
+        plain = model.generate(
+            input_ids=ids, attention_mask=mask, max_new_tokens=5, do_sample=False, pad_token_id=0
+        )[:, width:]
+        batch = collate(
+            [
+                TrainingExample(p + t, [-100] * len(p) + t)
+                for p, t in zip(prompts, targets, strict=True)
+            ],
+            0,
+        )
+        separate = nll_per_row(model, batch)
+    assert new.tolist() == plain.tolist() and len(set(map(tuple, new.tolist()))) > 1
+    assert nll == pytest.approx(separate, abs=1e-4)
