@@ -2,7 +2,8 @@
 postgres`): `initdb` with a generated password (scram-sha-256), loopback only, a free port.
 
 PostgreSQL refuses to run as root; as root the cluster is owned by and run as the `postgres`
-system user (the folders above it get the search bit so that user can reach it).
+system user. Its data folder then sits beside the state folder (`<state>-postgres/`), since the
+state folder itself stays private (0700); the folders above it get the search bit only.
 """
 
 from __future__ import annotations
@@ -59,6 +60,11 @@ def bin_dir() -> Path:
     )
 
 
+def cluster_root(settings: Settings) -> Path:
+    """The cluster's folder: beside the state folder (the state folder stays 0700)."""
+    return settings.state.parent / f"{settings.state.name}-postgres"
+
+
 def _system_user() -> str | None:
     """Who runs the cluster: ourselves, or `postgres` when we are root."""
     if os.geteuid() != 0:
@@ -86,21 +92,24 @@ def _run(command: list[str], run_as: str | None, **kwargs) -> subprocess.Complet
 
 
 def ensure_cluster(settings: Settings) -> Cluster:
-    """`initdb` once in <state>/postgres (idempotent); returns the cluster with its password."""
-    root = settings.state / "postgres"
+    """`initdb` once in <state>-postgres (idempotent); returns the cluster with its password
+    (kept 0600 in the private state folder)."""
+    root = cluster_root(settings)
     data = root / "data"
-    password_file = root / "password"
+    password_file = settings.state / "postgres-password"
     run_as = _system_user()
     cluster = Cluster(data=data, password_file=password_file, run_as=run_as)
     if (data / "PG_VERSION").exists():
         return cluster
-    root.mkdir(parents=True, exist_ok=True)
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    settings.state.mkdir(mode=0o700, parents=True, exist_ok=True)
     password_file.write_text(secrets.token_urlsafe(24))
     os.chmod(password_file, 0o600)
     data.mkdir(mode=0o700, exist_ok=True)
     pwfile = root / "initdb.pw"
     pwfile.write_text(cluster.password)
     if run_as:
+        _reachable_by(root, run_as)
         _reachable_by(data, run_as)
         entry = pwd.getpwnam(run_as)
         os.chown(pwfile, entry.pw_uid, entry.pw_gid)
