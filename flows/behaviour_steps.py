@@ -291,8 +291,15 @@ def train_adapter(
             "torch_threads": settings.threads(),
         }
         result = launch_training(spec, accelerate_config, num_processes)
+        dropped = list(result.get("dropped_examples", []))
+        mlflow.log_param("dropped_examples", len(dropped))
+        mlflow.log_dict(
+            {"context_length": result.get("context_length"), "dropped_ids": dropped},
+            "dropped_examples.json",
+        )
         mlflow.log_metrics(
             {
+                "dropped_examples": len(dropped),
                 "train_tokens_per_second": result["tokens_per_second"],
                 "train_seconds": result["seconds"],
                 "train_steps": result["steps"],
@@ -310,6 +317,7 @@ def train_adapter(
         "first_loss": result["losses"][0] if result["losses"] else None,
         "resumed_from": result["resumed_from"],
         "stopped_early": result["stopped_early"],
+        "dropped_examples": len(dropped),
         "tokens_per_second": round(result["tokens_per_second"], 1),
         "raft_version": raft["version"],
     }
