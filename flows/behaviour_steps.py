@@ -44,60 +44,96 @@ def search_questions(settings: Settings, questions: list[str], k: int, groups: l
         )
 
 
-def gate_items(settings: Settings, paths: DatasetPaths, limit: int) -> list[dict[str, Any]]:
-    """Held-out questions (a sample of `limit`) and every golden question grown from people's
-    corrections whose document is in the corpus, with retrieved, oracle-only and oracle-less
-    contexts. Golden questions are retrieved with their askers' groups."""
+def gold_chunker(settings: Settings, corpus: dict[str, dict[str, Any]]):
+    """`gold(doc_id, answer)` → the chunk of that document holding the answer, chunked exactly
+    as the index chunks it (same splitter, tokenizer and sizes, so the same passage ids)."""
+    from tasks.chunking import tokenizer_json
+    from tasks.heldout import gold_passage
+    from tasks.indexing import chunk_document
+
+    chunking = settings.params()["chunking"]
+    tokenizer = tokenizer_json(embedding_model_path(settings))
+    cache: dict[str, list[dict[str, Any]]] = {}
+
+    def gold(doc_id: str, answer: str) -> dict[str, Any]:
+        if doc_id not in cache:
+            cache[doc_id] = [
+                {"passage_id": c.passage_id, "title": c.title, "text": c.text}
+                for c in chunk_document(corpus[doc_id], tokenizer, chunking)
+            ]
+        return gold_passage(cache[doc_id], answer)
+
+    return gold
+
+
+def heldout_items(
+    settings: Settings, corpus_path: Path, eval_path: Path, limit: int, groups: list[str] | None
+) -> list[dict[str, Any]]:
+    """The one held-out item builder of the gate, `evaluate` and the monitor: sampled held-out
+    questions with `retrieved`, `oracle` (gold chunk among retrieved chunks of other documents)
+    and `missing` contexts, all whole chunks (tasks.heldout)."""
     import random
 
+    from tasks.heldout import heldout_item
+
+    params = settings.params()
+    corpus = {str(d["id"]): d for d in read_jsonl(corpus_path)}
+    rows = read_jsonl(eval_path)
+    seed = int(params["training"]["seed"])
+    rows = random.Random(seed).sample(rows, min(limit, len(rows)))
+    k = int(params["retrieval"]["top_k"])
+    n = int(params["retrieval"]["context_passages"])
+    hits = search_questions(settings, [r["question"] for r in rows], k + n, groups)
+    gold = gold_chunker(settings, corpus)
+    return [
+        heldout_item(
+            row,
+            [p.as_dict() for p in found],
+            gold(str(row["relevant_ids"][0]), row["answer"]),
+            n,
+            k,
+            seed,
+        )
+        for row, found in zip(rows, hits, strict=True)
+    ]
+
+
+def gate_items(settings: Settings, paths: DatasetPaths, limit: int) -> list[dict[str, Any]]:
+    """Held-out questions (a sample of `limit`, the training audience's groups) and every
+    golden question grown from people's corrections whose document is in the corpus, all in
+    the shared held-out shape (tasks.heldout). Golden questions are retrieved with their
+    askers' groups."""
     from tasks.golden import GoldenSet
-    from tasks.raft import answer_window
+    from tasks.heldout import heldout_item
 
     params = settings.params()
     raft = params["training"]["raft"]
+    items = heldout_items(settings, paths.corpus, paths.eval, limit, raft["distractor_groups"])
     corpus = {str(d["id"]): d for d in read_jsonl(paths.corpus)}
-    items = read_jsonl(paths.eval)
-    items = random.Random(params["training"]["seed"]).sample(items, min(limit, len(items)))
-    k = params["retrieval"]["top_k"]
-    n = params["retrieval"]["context_passages"]
-    hits = search_questions(
-        settings, [i["question"] for i in items], k + n, raft["distractor_groups"]
-    )
     golden = [
         g | {"golden": True}
         for g in GoldenSet(settings.state).items()
         if g.get("relevant_ids") and g["relevant_ids"][0] in corpus
     ]
+    k = int(params["retrieval"]["top_k"])
+    n = int(params["retrieval"]["context_passages"])
+    seed = int(params["training"]["seed"])
+    gold = gold_chunker(settings, corpus)
     for groups in sorted({tuple(g["groups"]) for g in golden}):
         asked = [g for g in golden if tuple(g["groups"]) == groups]
-        items += asked
-        hits = list(hits) + list(
-            search_questions(settings, [g["question"] for g in asked], k + n, list(groups))
-        )
-    out = []
-    for item, found in zip(items, hits, strict=True):
-        oracle_id = item["relevant_ids"][0]
-        oracle = corpus[oracle_id]
-        passages = [p.as_dict() for p in found]
-        out.append(
-            item
-            | {
-                "oracle_id": oracle_id,
-                "retrieved_ids": [p["passage_id"] for p in passages[:k]],
-                "retrieved": passages[:n],
-                "oracle": [
-                    {
-                        "passage_id": oracle_id,
-                        "title": oracle["title"],
-                        "text": answer_window(
-                            oracle["text"], item["answer"], raft["passage_words"]
-                        ),
-                    }
-                ],
-                "missing": [p for p in passages if p["passage_id"].split("#")[0] != oracle_id][:n],
-            }
-        )
-    return out
+        hits = search_questions(settings, [g["question"] for g in asked], k + n, list(groups))
+        items += [
+            heldout_item(
+                g,
+                [p.as_dict() for p in found],
+                gold(str(g["relevant_ids"][0]), g["answer"]),
+                n,
+                k,
+                seed,
+            )
+            for g, found in zip(asked, hits, strict=True)
+        ]
+    return items
 
 
 @task(name="build-raft-data", **STEP)
@@ -121,6 +157,7 @@ def build_raft_data(
     k = raft["distractors"] + 2
     hits = search_questions(settings, [r["question"] for r in rows], k, raft["distractor_groups"])
     lookup = {r["question"]: [p.as_dict() for p in h] for r, h in zip(rows, hits, strict=True)}
+    gold = gold_chunker(settings, corpus)
     examples = build_raft_examples(
         rows,
         corpus,
@@ -129,6 +166,7 @@ def build_raft_data(
         raft["oracle_missing_fraction"],
         tp["seed"],
         raft["passage_words"],
+        gold=lambda item: gold(str(item["passage_id"]), item["answer"]),
     )
     held = raft["eval_held_out"] if len(examples) > raft["eval_held_out"] * 2 else 0
     extra = instruction_examples(read_jsonl(Path(instructions))) if instructions else []

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +12,8 @@ from prefect.cache_policies import NO_CACHE
 
 from dualengine.progress import progress
 from dualengine.settings import Settings
-from flows.behaviour_steps import search_questions
-from tasks.data import read_jsonl, sample_set
+from flows.behaviour_steps import heldout_items
+from tasks.data import sample_set
 
 STEP = {"cache_policy": NO_CACHE, "persist_result": False}
 
@@ -26,38 +25,13 @@ def set_paths(settings: Settings, name: str) -> tuple[Path, Path]:
 
 @task(name="attribution-items", **STEP)
 def attribution_items(settings: Settings, name: str, questions: int) -> list[dict[str, Any]]:
-    """Sampled held-out questions with their retrieved passages (the groups of
-    `retrieval.evaluation_groups`), the oracle window of their gold document, and recall@k."""
-    from tasks.grounding import oracle_passage
-    from tasks.retrieval import doc_ranking
-
+    """Sampled held-out questions of a set with retrieved chunks (the groups of
+    `retrieval.evaluation_groups`), the gold chunk among distractors, and recall@k: the gate's
+    builder (flows.behaviour_steps.heldout_items)."""
     params = settings.params()
     corpus_path, eval_path = set_paths(settings, name)
-    corpus = {str(d["id"]): d for d in read_jsonl(corpus_path)}
-    rows = read_jsonl(eval_path)
-    rows = random.Random(params["training"]["seed"]).sample(rows, min(questions, len(rows)))
-    k = int(params["retrieval"]["top_k"])
-    n = int(params["retrieval"]["context_passages"])
-    words = int(params["training"]["raft"]["passage_words"])
-    hits = search_questions(
-        settings, [r["question"] for r in rows], k, params["retrieval"]["evaluation_groups"]
-    )
-    items = []
-    for row, found in zip(rows, hits, strict=True):
-        relevant = [str(i) for i in row["relevant_ids"]]
-        top = set(doc_ranking([p.passage_id for p in found])[:k])
-        items.append(
-            {
-                "id": row.get("id"),
-                "question": row["question"],
-                "answer": row["answer"],
-                "relevant_ids": relevant,
-                "retrieved": [p.as_dict() for p in found[:n]],
-                "oracle": [oracle_passage(corpus[relevant[0]], row["answer"], words)],
-                "recall": len(top & set(relevant)) / len(relevant),
-            }
-        )
-    return items
+    groups = params["retrieval"]["evaluation_groups"]
+    return heldout_items(settings, corpus_path, eval_path, questions, groups)
 
 
 def base_score_key(
