@@ -68,9 +68,12 @@ def score_model_conditions(
     settings: Settings, generator, label: str, items: list[dict[str, Any]], max_new_tokens: int
 ) -> tuple[dict[str, dict[str, list[float]]], dict[str, list[str]]]:
     """One model's answers and scores in the three context conditions, with progress."""
+    from dualengine.models import embedding_model_path
     from tasks.attribution import score_conditions
+    from tasks.evaluation import semantic_scores
 
     params = settings.params()
+    model = embedding_model_path(settings)
     with progress(f"evaluate: {label}", 3 * len(items), key=f"evaluate-{label}") as bar:
         return score_conditions(
             generator,
@@ -79,6 +82,7 @@ def score_model_conditions(
             items,
             max_new_tokens,
             on_batch=bar.advance,
+            semantic=lambda answers, golds: semantic_scores(model, answers, golds),
         )
 
 
@@ -105,11 +109,15 @@ def record_attribution(
             name = section["set"]
             for r in section["rows"]:
                 mlflow.log_metrics(
-                    {f"{name}.{r['model']}.{r['context']}.{m}": r[m] for m in METRICS}
+                    {f"{name}.{r['model']}.{r['context']}.{m}": r[m] for m in METRICS if m in r}
                 )
             for gap, per_metric in section["gaps"].items():
                 mlflow.log_metrics(
-                    {f"{name}.{gap}.{m}": per_metric[m]["mean"] for m in GAP_METRICS}
+                    {
+                        f"{name}.{gap}.{m}": per_metric[m]["mean"]
+                        for m in GAP_METRICS
+                        if m in per_metric
+                    }
                 )
             mlflow.log_metric(f"{name}.conflict_rate", section["conflict_rate"])
             rows = section["rows"]
@@ -128,7 +136,11 @@ def record_attribution(
             key=f"attribution-{section['set'].replace('_', '-')}",
             table=[
                 {"model": r["model"], "context": r["context"]}
-                | {m: f"{r[m]:.3f} [{r[f'{m}_low']:.3f}, {r[f'{m}_high']:.3f}]" for m in METRICS}
+                | {
+                    m: f"{r[m]:.3f} [{r[f'{m}_low']:.3f}, {r[f'{m}_high']:.3f}]"
+                    for m in METRICS
+                    if m in r
+                }
                 for r in section["rows"]
             ],
             description=f"Attribution on {section['set']}: mean [95% bootstrap CI]",

@@ -15,8 +15,8 @@ from tasks.gate import bootstrap_ci, paired_difference
 
 MODELS = ("base", "finetuned")
 CONTEXTS = ("closed_book", "retrieved", "oracle")
-METRICS = ("f1", "em", "nll", "faithfulness", "recall")
-GAP_METRICS = ("f1", "em", "nll", "faithfulness")
+METRICS = ("f1", "em", "semantic", "nll", "faithfulness", "recall")
+GAP_METRICS = ("f1", "em", "semantic", "nll", "faithfulness")
 Scores = dict[tuple[str, str], dict[str, list[float]]]
 
 
@@ -27,7 +27,7 @@ def table_rows(scores: Scores, seed: int, n_boot: int) -> list[dict[str, Any]]:
         for context in CONTEXTS:
             cell = scores[(model, context)]
             row: dict[str, Any] = {"model": model, "context": context, "n": len(cell["f1"])}
-            for metric in METRICS:
+            for metric in (m for m in METRICS if m in cell):
                 ci = bootstrap_ci(cell[metric], seed, n_boot)
                 row |= {
                     metric: ci["mean"],
@@ -46,7 +46,11 @@ def gaps(scores: Scores, seed: int, n_boot: int) -> dict[str, dict[str, dict[str
         "ft_rag_minus_ft_only": scores[("finetuned", "closed_book")],
     }
     return {
-        name: {m: paired_difference(ft_rag[m], other[m], seed, n_boot) for m in GAP_METRICS}
+        name: {
+            m: paired_difference(ft_rag[m], other[m], seed, n_boot)
+            for m in GAP_METRICS
+            if m in ft_rag and m in other
+        }
         for name, other in against.items()
     }
 
@@ -54,7 +58,9 @@ def gaps(scores: Scores, seed: int, n_boot: int) -> dict[str, dict[str, dict[str
 def diagnose(scores: Scores, retrieved_vs_oracle_min: float, oracle_f1_min: float) -> str:
     """Which engine limits the answers: a low retrieved/oracle F1 ratio points at retrieval
     (the right passage is missing), a low oracle F1 at the generator (it fails even when
-    handed the right passage)."""
+    handed the right passage). The oracle is the gold chunk among as many retrieved chunks
+    as the retrieved condition has (the training shape), so a better adapter raises both; the
+    ratio is judged only when the generator can use the oracle at all."""
 
     def mean(key: tuple[str, str], metric: str) -> float:
         values = scores[key][metric]
@@ -70,7 +76,7 @@ def diagnose(scores: Scores, retrieved_vs_oracle_min: float, oracle_f1_min: floa
             f"behaviour engine: with the oracle passage the fine-tuned model reaches F1 "
             f"{oracle:.3f} (< {oracle_f1_min}), so generation is the bottleneck"
         )
-    if ratio < retrieved_vs_oracle_min:
+    if oracle >= oracle_f1_min and ratio < retrieved_vs_oracle_min:
         findings.append(
             f"knowledge engine: retrieved context gives {ratio:.0%} of the oracle F1 "
             f"(< {retrieved_vs_oracle_min:.0%}; recall of the gold document {recall:.3f})"
@@ -85,10 +91,11 @@ def diagnose(scores: Scores, retrieved_vs_oracle_min: float, oracle_f1_min: floa
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     """The attribution table with `mean [low, high]` cells."""
-    head = "| model | context | n | " + " | ".join(METRICS) + " |"
-    lines = [head, "|" + "---|" * (3 + len(METRICS))]
+    metrics = [m for m in METRICS if rows and m in rows[0]]
+    head = "| model | context | n | " + " | ".join(metrics) + " |"
+    lines = [head, "|" + "---|" * (3 + len(metrics))]
     for r in rows:
-        cells = [f"{r[m]:.3f} [{r[f'{m}_low']:.3f}, {r[f'{m}_high']:.3f}]" for m in METRICS]
+        cells = [f"{r[m]:.3f} [{r[f'{m}_low']:.3f}, {r[f'{m}_high']:.3f}]" for m in metrics]
         lines.append(f"| {r['model']} | {r['context']} | {r['n']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -98,11 +105,13 @@ def markdown_gaps(result: dict[str, dict[str, dict[str, float]]]) -> str:
         "ft_rag_minus_rag_only": "FT+RAG − RAG-only",
         "ft_rag_minus_ft_only": "FT+RAG − FT-only",
     }
-    lines = ["| gap | " + " | ".join(GAP_METRICS) + " |", "|" + "---|" * (1 + len(GAP_METRICS))]
+    first = next(iter(result.values()), {})
+    metrics = [m for m in GAP_METRICS if m in first]
+    lines = ["| gap | " + " | ".join(metrics) + " |", "|" + "---|" * (1 + len(metrics))]
     for name, per_metric in result.items():
         cells = [
             f"{d['mean']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]"
-            for d in (per_metric[m] for m in GAP_METRICS)
+            for d in (per_metric[m] for m in metrics)
         ]
         lines.append(f"| {labels[name]} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -127,13 +136,15 @@ def score_conditions(
     max_new_tokens: int,
     batch_size: int = 8,
     on_batch=None,
+    semantic=None,
 ) -> tuple[dict[str, dict[str, list[float]]], dict[str, list[str]]]:
     """Answer every item closed-book, with its retrieved passages and with its oracle passage;
     per-question F1, EM, gold-answer NLL, faithfulness and context recall. Returns the scores
     per context and the raw answers (for the conflict rate).
 
     Items carry `question`, `answer`, `retrieved` and `oracle` (passage dicts) and `recall`
-    (share of the question's relevant documents among the retrieved top k)."""
+    (share of the question's relevant documents among the retrieved top k). `semantic(answers,
+    golds)` adds a per-question semantic score (tasks.evaluation.semantic_scores)."""
     from tasks.evaluation import exact_match, token_f1
     from tasks.grounding import supported_share
     from tasks.raft import is_refusal, split_citation
@@ -169,6 +180,8 @@ def score_conditions(
                 {"closed_book": 0.0, "oracle": 1.0}.get(context, i["recall"]) for i in items
             ],
         }
+        if semantic is not None:
+            scores[context]["semantic"] = semantic(texts, [i["answer"] for i in items])
     return scores, answers
 
 

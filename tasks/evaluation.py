@@ -1,4 +1,4 @@
-"""Answer metrics: SQuAD token-F1 and exact match."""
+"""Answer metrics: SQuAD token-F1, exact match and a semantic score for long answers."""
 
 from __future__ import annotations
 
@@ -33,3 +33,24 @@ def token_f1(prediction: str, gold: str) -> float:
     precision = overlap / len(pred_tokens)
     recall = overlap / len(gold_tokens)
     return 2 * precision * recall / (precision + recall)
+
+
+def semantic_scores(model: str, predictions: list[str], golds: list[str]) -> list[float]:
+    """Cosine of each answer and its gold answer with the embedding model (the bundled
+    MiniLM), clipped to [0, 1]: credit for a long-form answer that says the same in other
+    words. An empty answer or a refusal scores 0."""
+    from tasks.embedding import embed_texts
+    from tasks.raft import is_refusal
+
+    if len(predictions) != len(golds):
+        raise ValueError(f"{len(predictions)} answers for {len(golds)} gold answers")
+    if not predictions:
+        return []
+    vectors = embed_texts(model, [*predictions, *golds], show=False)
+    n = len(predictions)
+    return [
+        0.0
+        if not p.strip() or is_refusal(p)
+        else max(0.0, min(1.0, float(vectors[i] @ vectors[n + i])))
+        for i, p in enumerate(predictions)
+    ]

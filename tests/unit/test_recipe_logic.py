@@ -115,3 +115,26 @@ def test_degenerate_samples_give_the_point_not_nan():
     assert all(math.isfinite(v) for v in rare.values()) and rare["low"] <= rare["mean"]
     with pytest.raises(ValueError, match="differ in length"):
         paired_difference([1.0], [1.0, 2.0], seed=1)
+
+
+def test_semantic_score_credits_paraphrases_not_refusals(settings):
+    from dualengine.models import embedding_model_path
+    from tasks.evaluation import semantic_scores
+
+    gold = "Total net sales rose to $82.9 billion in the quarter."
+    model = embedding_model_path(settings)
+    close, far, refusal, empty = semantic_scores(
+        model,
+        [
+            "Net sales increased to 82.9 billion dollars",
+            "The river flows north.",
+            "Not in the documents.",
+            " ",
+        ],
+        [gold] * 4,
+    )
+    assert close > far + 0.2 and 0.0 <= far <= 1.0
+    assert refusal == 0.0 and empty == 0.0
+    assert semantic_scores(model, [], []) == []
+    with pytest.raises(ValueError, match="gold answers"):
+        semantic_scores(model, ["a"], [])
