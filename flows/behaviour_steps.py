@@ -515,7 +515,11 @@ def promotion_gate(settings: Settings, paths: DatasetPaths, challenger: str) -> 
     )
     with mlflow.start_run(run_id=chall_version.run_id):
         mlflow.log_metrics(metrics)
-        mlflow.log_dict(decision.as_dict() | {"base_scores": base_source}, "gate_decision.json")
+        mlflow.log_dict(
+            decision.as_dict()
+            | {"base_scores": base_source, "training_seed": tp["seed"], "interval": "paired BCa"},
+            "gate_decision.json",
+        )
         tracking.log_dataset(
             [{k: v for k, v in i.items() if k in ("id", "question", "answer")} for i in items],
             paths.eval,
@@ -534,17 +538,20 @@ def promotion_gate(settings: Settings, paths: DatasetPaths, challenger: str) -> 
     create_table_artifact(
         key="gate-scores",
         table=decision.table,
-        description="Held-out scores, mean [95% bootstrap CI]",
+        description="Held-out scores, mean [95% BCa interval]",
     )
     create_markdown_artifact(
         key="promotion-decision",
         markdown=f"## Promotion gate for `{name}` v{challenger}: "
         f"{'PROMOTED' if decision.promote else 'refused'}\n\n"
-        f"Metric `{decision.metric}`, margin {decision.margin}. Base model scores: "
+        f"Metric `{decision.metric}`, margin {decision.margin}, training seed {tp['seed']} "
+        "(one seed: the same recipe retrained differs by a few hundredths of F1, see "
+        "benchmarks/README.md). Base model scores: "
         f"{'from the cache' if base_source['from_cache'] else 'scored now'} "
         f"(key `{base_source['key']}`).\n\n- "
         + decision.reason.replace("; ", "\n- ")
-        + "\n\nPaired gains of the challenger, mean [95% bootstrap CI] (NLL: reduction):\n\n"
+        + "\n\nPaired gains of the challenger, mean [95% paired BCa interval] "
+        "(NLL: reduction):\n\n"
         + "| rival | "
         + " | ".join(HIGHER_IS_BETTER)
         + " |\n|---|"
