@@ -67,11 +67,17 @@ def gold_chunker(settings: Settings, corpus: dict[str, dict[str, Any]]):
 
 
 def heldout_items(
-    settings: Settings, corpus_path: Path, eval_path: Path, limit: int, groups: list[str] | None
+    settings: Settings,
+    corpus_path: Path,
+    eval_path: Path,
+    limit: int,
+    groups: list[str] | None,
+    keep=None,
 ) -> list[dict[str, Any]]:
     """The one held-out item builder of the gate, `evaluate` and the monitor: sampled held-out
     questions with `retrieved`, `oracle` (gold chunk among retrieved chunks of other documents)
-    and `missing` contexts, all whole chunks (tasks.heldout)."""
+    and `missing` contexts, all whole chunks (tasks.heldout). `keep(rows)` narrows the
+    questions first (e.g. to the filings never trained on)."""
     import random
 
     from tasks.heldout import heldout_item
@@ -79,6 +85,7 @@ def heldout_items(
     params = settings.params()
     corpus = {str(d["id"]): d for d in read_jsonl(corpus_path)}
     rows = read_jsonl(eval_path)
+    rows = keep(rows) if keep else rows
     seed = int(params["training"]["seed"])
     rows = random.Random(seed).sample(rows, min(limit, len(rows)))
     k = int(params["retrieval"]["top_k"])
@@ -136,6 +143,60 @@ def gate_items(settings: Settings, paths: DatasetPaths, limit: int) -> list[dict
     return items
 
 
+def style_examples(
+    settings: Settings, tp: dict[str, Any], raft: dict[str, Any]
+) -> tuple[list[dict[str, Any]], int]:
+    """RAFT examples of the indexed corpora with their own answer style (`training.styles`,
+    e.g. long-form SEC answers): questions of the training companies' filings only
+    (tasks.data.split_by_company; the evaluated filings are never trained on), whole chunks,
+    the long-form answer flattened to one paragraph as target, the style's system prompt per
+    example. Examples whose passages hold personal data are left out (returned count)."""
+    import random
+
+    from tasks.data import sample_set, split_by_company
+    from tasks.pii import find_pii
+    from tasks.raft import build_raft_examples
+
+    params = settings.params()
+    out: list[dict[str, Any]] = []
+    skipped = 0
+    for name, style in (params["training"].get("styles") or {}).items():
+        if name not in params["knowledge"]["corpora"] or not int(style.get("train_examples", 0)):
+            continue
+        corpus_path, eval_path = sample_set(settings.data_dir, params, name)
+        corpus = {str(d["id"]): d for d in read_jsonl(corpus_path)}
+        train, _ = split_by_company(
+            read_jsonl(eval_path), int(style["train_companies"]), int(params["training"]["seed"])
+        )
+        rows = random.Random(tp["seed"]).sample(
+            train, min(len(train), int(style["train_examples"]))
+        )
+        rows = [
+            r | {"passage_id": str(r["relevant_ids"][0]), "answer": " ".join(r["answer"].split())}
+            for r in rows
+        ]
+        k = raft["distractors"] + 2
+        hits = search_questions(settings, [r["question"] for r in rows], k, list(style["groups"]))
+        found = {r["question"]: [p.as_dict() for p in h] for r, h in zip(rows, hits, strict=True)}
+        gold = gold_chunker(settings, corpus)
+        examples = build_raft_examples(
+            rows,
+            corpus,
+            lambda q, found=found: found[q],
+            raft["distractors"],
+            raft["oracle_missing_fraction"],
+            tp["seed"],
+            gold=lambda item, gold=gold: gold(item["passage_id"], item["answer"]),
+        )
+        system = " ".join(style["system_prompt"].split())
+        for e in examples:
+            if any(find_pii(p["text"]) for p in e["passages"]):
+                skipped += 1
+                continue
+            out.append(e | {"system": system, "style": name})
+    return out, skipped
+
+
 @task(name="build-raft-data", **STEP)
 def build_raft_data(
     settings: Settings, paths: DatasetPaths, instructions: str | None = None
@@ -170,7 +231,8 @@ def build_raft_data(
     )
     held = raft["eval_held_out"] if len(examples) > raft["eval_held_out"] * 2 else 0
     extra = instruction_examples(read_jsonl(Path(instructions))) if instructions else []
-    training = examples[held:] + extra
+    styled, styled_skipped = style_examples(settings, tp, raft)
+    training = examples[held:] + styled + extra
     random.Random(tp["seed"] + 1).shuffle(training)
     out = settings.raft_path
     train_path, eval_path = out / "train.jsonl", out / "eval.jsonl"
@@ -181,7 +243,8 @@ def build_raft_data(
     create_markdown_artifact(
         key="raft-data",
         markdown=f"## RAFT training data `{version}`\n\n{len(examples) - held} training and "
-        f"{held} held-out examples; {len(extra)} instruction rows; "
+        f"{held} held-out examples; {len(styled)} examples in a corpus's own answer style "
+        f"({styled_skipped} left out: personal data in a passage); {len(extra)} instruction rows; "
         f"{raft['distractors']} distractors each from the live index; "
         f"oracle left out in {refusals} (target: refusal).\n\nExample:\n```json\n"
         + json.dumps(examples[-1], indent=2, ensure_ascii=False)[:2500]

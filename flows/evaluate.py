@@ -59,15 +59,15 @@ def evaluate_flow(
     sections, cache_notes = [], {}
     for name in sets:
         items = es.attribution_items(settings, name, questions)
-        max_new = int((config.get("max_new_tokens") or {}).get(name) or 0) or int(
-            settings.training_params()["max_new_tokens"]
-        )
+        system, max_new = es.answer_style(settings, name)
         scores, answers = {}, {}
         for label, generator in (("base", base), ("finetuned", finetuned)):
-            run = partial(es.score_model_conditions, settings, generator, label, items, max_new)
+            run = partial(
+                es.score_model_conditions, settings, generator, label, items, max_new, system
+            )
             if label == "base":  # the base model's scores are reused until an input changes
                 (by_context, answers[label]), source = score_cache.cached(
-                    es.base_score_key(settings, name, items, max_new, collection),
+                    es.base_score_key(settings, name, items, max_new, collection, system),
                     run,
                 )
                 cache_notes[name] = source

@@ -31,11 +31,42 @@ def attribution_items(settings: Settings, name: str, questions: int) -> list[dic
     params = settings.params()
     corpus_path, eval_path = set_paths(settings, name)
     groups = params["retrieval"]["evaluation_groups"]
-    return heldout_items(settings, corpus_path, eval_path, questions, groups)
+    return heldout_items(
+        settings, corpus_path, eval_path, questions, groups, untrained(settings, name)
+    )
+
+
+def untrained(settings: Settings, name: str):
+    """For a set whose corpus trains its own answer style: keep only questions on the filings
+    never trained on (the same seeded company split as the training data); else None."""
+    from tasks.data import split_by_company
+
+    params = settings.params()
+    style = (params["training"].get("styles") or {}).get(name)
+    if not style or name not in params["knowledge"]["corpora"]:
+        return None
+    companies, seed = int(style["train_companies"]), int(params["training"]["seed"])
+    return lambda rows: split_by_company(rows, companies, seed)[1]
+
+
+def answer_style(settings: Settings, name: str) -> tuple[str, int]:
+    """System prompt and max_new_tokens for answering an evaluation set: the corpus's own
+    style (`training.styles`) when it has one, else the profile's."""
+    params = settings.params()
+    tp = settings.training_params()
+    style = (params["training"].get("styles") or {}).get(name) or {}
+    per_set = (params["evaluation"].get("max_new_tokens") or {}).get(name)
+    system = " ".join(style["system_prompt"].split()) if style else tp["system_prompt"]
+    return system, int(style.get("max_new_tokens") or per_set or tp["max_new_tokens"])
 
 
 def base_score_key(
-    settings: Settings, name: str, items: list[dict[str, Any]], max_new_tokens: int, index: str
+    settings: Settings,
+    name: str,
+    items: list[dict[str, Any]],
+    max_new_tokens: int,
+    index: str,
+    system: str | None = None,
 ) -> dict[str, Any]:
     """What the base model's attribution scores depend on: weights, held-out set, index version,
     the items with their contexts, prompts and token budgets."""
@@ -53,7 +84,8 @@ def base_score_key(
         "inputs": digest(items),
         "params": digest(
             {
-                "system_prompt": settings.training_params()["system_prompt"],
+                "system_prompt": system or settings.training_params()["system_prompt"],
+                "metrics": "f1 em semantic nll faithfulness recall",
                 "closed_book_prompt": params["answer"]["closed_book_prompt"],
                 "max_new_tokens": max_new_tokens,
                 "context_length": settings.context_length(),
@@ -65,7 +97,12 @@ def base_score_key(
 
 @task(name="score-conditions", **STEP)
 def score_model_conditions(
-    settings: Settings, generator, label: str, items: list[dict[str, Any]], max_new_tokens: int
+    settings: Settings,
+    generator,
+    label: str,
+    items: list[dict[str, Any]],
+    max_new_tokens: int,
+    system: str | None = None,
 ) -> tuple[dict[str, dict[str, list[float]]], dict[str, list[str]]]:
     """One model's answers and scores in the three context conditions, with progress."""
     from dualengine.models import embedding_model_path
@@ -77,7 +114,7 @@ def score_model_conditions(
     with progress(f"evaluate: {label}", 3 * len(items), key=f"evaluate-{label}") as bar:
         return score_conditions(
             generator,
-            settings.training_params()["system_prompt"],
+            system or settings.training_params()["system_prompt"],
             " ".join(params["answer"]["closed_book_prompt"].split()),
             items,
             max_new_tokens,

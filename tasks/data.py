@@ -288,3 +288,28 @@ def sample_corpora(data_dir: Path, params: dict[str, Any]) -> dict[str, Path]:
 def sample_eval_sets(data_dir: Path, params: dict[str, Any]) -> dict[str, Path]:
     """The bundled evaluation sets named in params (knowledge.eval_sets)."""
     return _sample_files(data_dir, params, "eval_sets", "eval")
+
+
+def filing_company(doc_id: str) -> str:
+    """The company of an SEC sample filing id (`sec10q-2023-q3-aapl` → `aapl`)."""
+    return str(doc_id).rsplit("-", 1)[-1].lower()
+
+
+def split_by_company(
+    rows: list[dict[str, Any]], train_companies: int, seed: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """SEC questions split so that no evaluated filing is ever trained on: every filing of a
+    company goes to one side. `train_companies` companies (seeded choice) train; the rest are
+    evaluated. A question whose filings span companies stays on the evaluation side."""
+    companies = sorted({filing_company(i) for r in rows for i in r["relevant_ids"]})
+    if train_companies >= len(companies):
+        raise ValueError(
+            f"split_by_company: {train_companies} training companies leave none of "
+            f"{len(companies)} to evaluate"
+        )
+    chosen = set(random.Random(seed).sample(companies, max(0, train_companies)))
+    train, evaluation = [], []
+    for row in rows:
+        owners = {filing_company(i) for i in row["relevant_ids"]}
+        (train if owners <= chosen else evaluation).append(row)
+    return train, evaluation

@@ -110,14 +110,15 @@ def encode_raft_examples(
     kept, dropped = [], []
     for e in examples:
         target = len(tokenizer(e["target"] + eos, add_special_tokens=False)["input_ids"])
+        prompt = e.get("system") or system  # a corpus with its own answer style brings its own
         fits = target <= max_length // 4 and prompt_fits(
-            tokenizer, system, e["question"], e["passages"], max_length - target
+            tokenizer, prompt, e["question"], e["passages"], max_length - target
         )
         if not fits:
             dropped.append(str(e["id"]))
             continue
         kept.append(
-            encode_example(tokenizer, system, e["question"], e["passages"], e["target"], max_length)
+            encode_example(tokenizer, prompt, e["question"], e["passages"], e["target"], max_length)
         )
     return kept, dropped
 

@@ -138,3 +138,22 @@ def test_semantic_score_credits_paraphrases_not_refusals(settings):
     assert semantic_scores(model, [], []) == []
     with pytest.raises(ValueError, match="gold answers"):
         semantic_scores(model, ["a"], [])
+
+
+def test_sec_questions_split_by_company_never_share_a_filing():
+    from tasks.data import split_by_company
+
+    tickers = ["aapl", "amzn", "intc", "msft", "nvda"]
+    rows = [
+        {"id": f"q{i}", "relevant_ids": [f"sec10q-2023-q{1 + i % 3}-{tickers[i % 5]}"]}
+        for i in range(30)
+    ] + [{"id": "both", "relevant_ids": ["sec10q-2023-q1-aapl", "sec10q-2023-q1-msft"]}]
+    train, held = split_by_company(rows, 2, seed=7)
+    assert len(train) + len(held) == len(rows) and train and held
+    trained = {i for r in train for i in r["relevant_ids"]}
+    assert not trained & {i for r in held for i in r["relevant_ids"]}
+    assert split_by_company(rows, 2, seed=7) == (train, held)
+    assert len({i.rsplit("-", 1)[1] for i in trained}) == 2
+    assert split_by_company(rows, 0, seed=7) == ([], rows)
+    with pytest.raises(ValueError, match="none of 5 to evaluate"):
+        split_by_company(rows, 5, seed=7)

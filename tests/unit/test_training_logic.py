@@ -50,3 +50,16 @@ def test_whole_passages_when_they_fit_and_overlong_examples_are_dropped(tokenize
     kept, dropped = encode_raft_examples(tokenizer, "system", rows, 512)
     assert dropped == ["long"] and len(kept) == 1 and len(kept[0].input_ids) <= 512
     assert tokenizer.decode(kept[0].input_ids).count("word") == 200  # never cut
+
+
+def test_an_example_may_bring_its_own_answer_style(tokenizer):
+    from tasks.raft import encode_raft_examples
+
+    rows = [{"id": "sec", "question": "q?", "passages": [], "target": "Sales rose [1]"}]
+    [plain], _ = encode_raft_examples(tokenizer, "SPAN STYLE", rows, 256)
+    [styled], _ = encode_raft_examples(
+        tokenizer, "SPAN STYLE", [rows[0] | {"system": "PROSE"}], 256
+    )
+    assert "SPAN STYLE" in tokenizer.decode(plain.input_ids)
+    assert "PROSE" in tokenizer.decode(styled.input_ids)
+    assert "SPAN STYLE" not in tokenizer.decode(styled.input_ids)
