@@ -29,7 +29,7 @@ class Reader:
 
     answers = {r["question"]: r["answer"] for r in ROWS}
 
-    def answer_batch(self, system, questions, contexts, max_new_tokens, raw=False):
+    def answer_many(self, system, questions, contexts, max_new_tokens, raw=False, **_):
         out = []
         for question, passages in zip(questions, contexts, strict=True):
             found = [
@@ -48,7 +48,7 @@ class Babbler(Reader):
     def __init__(self):
         self.rng = random.Random(5)
 
-    def answer_batch(self, system, questions, contexts, max_new_tokens, raw=False):
+    def answer_many(self, system, questions, contexts, max_new_tokens, raw=False, **_):
         words = ["the", "river", "town", "lies", "of", "blue", "seven"]
         return [" ".join(self.rng.choices(words, k=4)) for _ in questions]
 
