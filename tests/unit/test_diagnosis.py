@@ -38,8 +38,10 @@ class Reader:
             out.append(f"{self.answers[question]} [{found[0]}]" if found else REFUSAL)
         return out
 
-    def answer_nll(self, system, questions, contexts, targets, batch_size=8):
-        return [1.0] * len(questions)
+    def answer_with_nll(self, system, questions, contexts, targets, max_new_tokens, **options):
+        """The generator's one-prefill entry point: answers plus each target's NLL."""
+        answers = self.answer_many(system, questions, contexts, max_new_tokens, **options)
+        return answers, [1.0] * len(questions)
 
 
 class Babbler(Reader):
