@@ -134,6 +134,7 @@ def register_hybrid(
     set_champion: bool = True,
 ) -> str:
     """Log and register a hybrid version pinning this generator version and the index alias."""
+    from dualengine.model_signing import SIGNATURE_TAG, download_signed
     from dualengine.services import resolve_endpoints
     from dualengine.weaviate_client import weaviate_client
     from tasks import registry, tracking
@@ -193,6 +194,8 @@ def register_hybrid(
             "index_alias": alias,
             "index_collection_at_registration": collection or "-",
             "run_id": run.info.run_id,
+            # what serve-model checks before loading: only signed versions are served
+            SIGNATURE_TAG: download_signed(settings, info.model_uri, name),
         },
     )
     if set_champion:
@@ -213,15 +216,23 @@ def serve_command(
     timeout: int = 300,
     host: str = "127.0.0.1",
 ) -> list[str]:
-    """The `mlflow models serve` command line for a hybrid version (local environment)."""
+    """The `mlflow models serve` command line for a hybrid version (local environment).
+
+    The version behind `ref` is downloaded and its registration signature checked first
+    (ModelSignatureError when it was not registered by this project or was changed since);
+    the command serves that verified local copy, so a later alias move cannot swap it."""
     import sys
 
+    from dualengine.model_signing import verified_model_dir
+
+    name = settings.params()["registry"]["hybrid_model_name"]
+    _, folder = verified_model_dir(settings, name, ref)
     return [
         str(Path(sys.executable).parent / "mlflow"),
         "models",
         "serve",
         "-m",
-        model_uri(settings, ref),
+        str(folder),
         "--env-manager",
         "local",
         "-h",

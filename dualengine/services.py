@@ -253,6 +253,48 @@ def pid_alive(pid: int | None) -> bool:
         return True
 
 
+def process_identity(pid: int | None) -> dict[str, Any] | None:
+    """Start time (clock ticks since boot) and command line of a live process, from /proc."""
+    if not pid:
+        return None
+    try:
+        stat_line = Path(f"/proc/{pid}/stat").read_text()
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    fields = stat_line[stat_line.rindex(")") + 2 :].split()  # the name may hold spaces
+    if fields[0] == "Z":
+        return None
+    return {
+        "start_ticks": int(fields[19]),  # field 22 of proc(5)
+        "cmdline": [part.decode(errors="replace") for part in raw.split(b"\0") if part],
+    }
+
+
+def not_ours(info: dict[str, Any], name: str) -> str | None:
+    """None when the recorded PID is still the process `services up` started; else why not.
+
+    The start time recorded at launch must match (a reused PID has another one), and the
+    command line must still name the program that was started."""
+    pid = info.get("pid")
+    current = process_identity(pid)
+    if current is None:
+        return f"pid {pid} is not running"
+    program = info.get("program") or name
+    if info.get("start_ticks") is None:
+        if not any(name in part for part in current["cmdline"]):
+            return f"pid {pid} runs {' '.join(current['cmdline'])[:200]!r}, not {name}"
+        return None  # recorded by an older version: the command line is all we can check
+    if current["start_ticks"] != info["start_ticks"]:
+        return (
+            f"pid {pid} was started at tick {current['start_ticks']}, the recorded {name} at "
+            f"tick {info['start_ticks']}: the PID was reused"
+        )
+    if not any(program in part for part in current["cmdline"]):
+        return f"pid {pid} runs {' '.join(current['cmdline'])[:200]!r}, not {program}"
+    return None
+
+
 def _bin(name: str) -> str:
     candidate = Path(sys.executable).parent / name
     return str(candidate) if candidate.exists() else name
@@ -589,6 +631,8 @@ def up(
         command, env, info = _spec(settings, name)
         process = _launch(settings, name, command, env, run_as=info.pop("run_as", None))
         info["pid"] = process.pid
+        info["program"] = Path(command[0]).name
+        info["start_ticks"] = (process_identity(process.pid) or {}).get("start_ticks")
         state[name] = info
         write_state(settings, state)  # later specs (nodes, MLflow) read what this one chose
         started[name] = process
@@ -644,6 +688,13 @@ def down(settings: Settings, progress=print) -> None:
         info = state.get(name)
         if not info or not info.get("pid"):
             continue
+        reason = not_ours(info, name) if process_identity(info["pid"]) else None
+        if reason is not None:
+            progress(f"{name}: not stopped, {reason}")
+            info["pid"] = None
+            continue
+        # ours, or its leader is gone: Linux does not reuse a PID while a process group of
+        # that id has members, so the group is still the one `up` started (or empty)
         _stop_pid(int(info["pid"]))
         (settings.state / f"{name}.pid").unlink(missing_ok=True)
         info["pid"] = None

@@ -1,18 +1,46 @@
-"""The Weaviate server binary: `go install`ed, or fetched by weaviate-client's embedded mode.
+"""The Weaviate server binary: built with Go, or fetched by weaviate-client's embedded mode.
 
-Both give the same pinned server version; the binary then runs as one local node.
+Both give the same pinned server version; the binary then runs as one local node. Weaviate
+v1.38 binds its public gRPC port and its cluster data port on every interface whatever the
+configuration (`net.Listen(":port")`), so the Go build patches two lines (LISTEN_PATCHES) of a
+copy of the module source to bind them to GRPC_BIND_ADDR and CLUSTER_BIND_ADDR; everything else
+is the upstream source of the pinned version. The embedded download cannot be patched: a node
+started from it still listens on all interfaces on those two ports (`services up` says so).
 """
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 import shutil
 import subprocess
+import tempfile
+import warnings
 from pathlib import Path
 
 from dualengine.settings import WEAVIATE_VERSION, Settings
 
+GO_MODULE = f"github.com/weaviate/weaviate@v{WEAVIATE_VERSION}"
 GO_PACKAGE = f"github.com/weaviate/weaviate/cmd/weaviate-server@v{WEAVIATE_VERSION}"
+# (file in the module, text to find, replacement): every text must occur exactly once.
+LISTEN_PATCHES: tuple[tuple[str, str, str], ...] = (
+    (
+        "adapters/handlers/grpc/server.go",
+        'lis, err := net.Listen("tcp", fmt.Sprintf(":%d",\n'
+        "\t\tstate.ServerConfig.Config.GRPC.Port))",
+        'lis, err := net.Listen("tcp", net.JoinHostPort(os.Getenv("GRPC_BIND_ADDR"),\n'
+        "\t\tstrconv.Itoa(state.ServerConfig.Config.GRPC.Port)))",
+    ),
+    ("adapters/handlers/grpc/server.go", "import (\n", 'import (\n\t"os"\n'),
+    (
+        "adapters/handlers/rest/clusterapi/serve.go",
+        'Addr:      fmt.Sprintf(":%d", port),',
+        "Addr:      net.JoinHostPort(appState.ServerConfig.Config.Cluster.BindAddr, "
+        "fmt.Sprint(port)),",
+    ),
+    ("adapters/handlers/rest/clusterapi/serve.go", "import (\n", 'import (\n\t"net"\n'),
+)
 
 
 class WeaviateBinaryError(RuntimeError):
@@ -20,18 +48,32 @@ class WeaviateBinaryError(RuntimeError):
 
 
 def go_binary_path(settings: Settings) -> Path:
+    """The loopback-patched build (see LISTEN_PATCHES)."""
+    return settings.cache_dir / f"weaviate-v{WEAVIATE_VERSION}-loopback" / "weaviate-server"
+
+
+def unpatched_binary_path(settings: Settings) -> Path:
+    """A plain `go install` of earlier versions of this project (binds gRPC on all interfaces)."""
     return settings.cache_dir / f"weaviate-v{WEAVIATE_VERSION}" / "weaviate-server"
+
+
+def is_loopback_build(binary: Path, settings: Settings) -> bool:
+    return binary == go_binary_path(settings)
 
 
 def embedded_binary_dir(settings: Settings) -> Path:
     return settings.cache_dir / "weaviate-embedded"
 
 
-def find_binary(settings: Settings) -> Path | None:
-    """An already installed binary, if any."""
+def find_binary(settings: Settings, patched_only: bool = False) -> Path | None:
+    """An already installed binary, if any (the loopback-patched build first)."""
     built = go_binary_path(settings)
     if built.exists():
         return built
+    if patched_only:
+        return None
+    if unpatched_binary_path(settings).exists():
+        return unpatched_binary_path(settings)
     folder = embedded_binary_dir(settings)
     if folder.exists():
         for candidate in sorted(folder.glob(f"weaviate-*{WEAVIATE_VERSION}*")):
@@ -40,23 +82,65 @@ def find_binary(settings: Settings) -> Path | None:
     return None
 
 
+def apply_listen_patches(source_dir: Path) -> None:
+    """Patch a writable copy of the Weaviate module in place (see LISTEN_PATCHES)."""
+    texts: dict[str, str] = {}
+    for relative, find, replace in LISTEN_PATCHES:
+        text = texts.get(relative) or (source_dir / relative).read_text(encoding="utf-8")
+        if text.count(find) != 1:
+            raise WeaviateBinaryError(
+                f"{relative} of Weaviate v{WEAVIATE_VERSION}: expected the text {find!r} once, "
+                f"found it {text.count(find)} times; the loopback patch needs updating"
+            )
+        texts[relative] = text.replace(find, replace, 1)
+    for relative, text in texts.items():
+        (source_dir / relative).write_text(text, encoding="utf-8")
+
+
 def build_with_go(settings: Settings) -> Path:
-    """`go install` the pinned server into the project cache (CGO off, as upstream builds it)."""
+    """Build the pinned server from a copy of its module source with the loopback patches
+    (CGO off, as upstream builds it) into the project cache. Go refuses to overlay files of
+    the module cache, hence the copy (~60 MB, removed afterwards)."""
     go = shutil.which("go")
     if go is None:
         raise WeaviateBinaryError("Go is not installed")
     target = go_binary_path(settings)
     target.parent.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, CGO_ENABLED="0", GOBIN=str(target.parent))
-    result = subprocess.run(
-        [go, "install", GO_PACKAGE], env=env, capture_output=True, text=True, check=False
-    )
-    if result.returncode != 0 or not target.exists():
-        raise WeaviateBinaryError(
-            f"`go install {GO_PACKAGE}` failed (exit {result.returncode}): "
-            f"{result.stderr.strip()[-2000:]}"
-        )
+    env = dict(os.environ, CGO_ENABLED="0", GOFLAGS="-mod=readonly")
+
+    def run(args: list[str], cwd: str | None = None) -> str:
+        result = subprocess.run(args, env=env, cwd=cwd, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise WeaviateBinaryError(
+                f"`{' '.join(args)}` failed (exit {result.returncode}): "
+                f"{result.stderr.strip()[-2000:]}"
+            )
+        return result.stdout
+
+    with open(target.parent / ".build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one build at a time; the others wait and reuse it
+        if target.exists():
+            return target
+        module_dir = Path(json.loads(run([go, "mod", "download", "-json", GO_MODULE]))["Dir"])
+        _build_patched(go, module_dir, target, run)
     return target
+
+
+def _build_patched(go: str, module_dir: Path, target: Path, run) -> None:
+    with tempfile.TemporaryDirectory(prefix="weaviate-src-") as tmp:
+        source = Path(tmp) / "weaviate"
+        shutil.copytree(module_dir, source)
+        for folder, _, files in os.walk(source):  # the module cache is read-only
+            os.chmod(folder, 0o755)
+            for name in files:
+                os.chmod(Path(folder) / name, 0o644)
+        apply_listen_patches(source)
+        partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+        try:
+            run([go, "build", "-o", str(partial), "./cmd/weaviate-server"], cwd=str(source))
+            partial.replace(target)
+        finally:
+            partial.unlink(missing_ok=True)
 
 
 def download_embedded(settings: Settings) -> Path:
@@ -76,11 +160,24 @@ def download_embedded(settings: Settings) -> Path:
 
 
 def ensure_binary(settings: Settings) -> Path:
-    """Return a runnable weaviate-server, building or downloading it the first time."""
-    found = find_binary(settings)
+    """Return a runnable weaviate-server, building or downloading it the first time. The
+    loopback-patched Go build is preferred; an unpatched binary is used (with a warning) only
+    when no Go toolchain can build the patched one."""
+    found = find_binary(settings, patched_only=True)
     if found is not None:
         return found
     errors: list[str] = []
+    unpatched = find_binary(settings)
+    if unpatched is not None:
+        try:
+            return build_with_go(settings)
+        except WeaviateBinaryError as exc:
+            warnings.warn(
+                f"using {unpatched}, which binds gRPC and the cluster data port on all "
+                f"interfaces: the loopback build failed ({exc})",
+                stacklevel=2,
+            )
+            return unpatched
     order = {
         "auto": (build_with_go, download_embedded),
         "binary": (build_with_go,),
@@ -138,7 +235,9 @@ def server_environment(
         "RAFT_BOOTSTRAP_EXPECT": "1",
         "RAFT_JOIN": "dualengine-node1",
         "GO_PROFILING_PORT": str(base_port + 4),
+        "GO_PROFILING_DISABLE": "true",  # the pprof listener binds every interface
         "GRPC_PORT": str(grpc_port),
+        "GRPC_BIND_ADDR": "127.0.0.1",  # honoured by the loopback build only
         "DISABLE_TELEMETRY": "true",
         "LOG_LEVEL": "warning",
         "PROMETHEUS_MONITORING_ENABLED": "false",

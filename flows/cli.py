@@ -716,11 +716,16 @@ def serve_model(
 ) -> None:
     """Serve the registered hybrid model with `mlflow models serve` (POST /invocations)."""
     from dualengine.hybrid_model import serve_command, serve_env
+    from dualengine.model_signing import ModelSignatureError
 
     settings = get_settings()
     _require_services(settings, ANSWER_SERVICES)
     services.export_endpoints(settings)
-    command = serve_command(settings, port, version, workers, host=host)
+    try:
+        command = serve_command(settings, port, version, workers, host=host)
+    except ModelSignatureError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
     console.print(" ".join(command))
     os.execvpe(command[0], command, serve_env())
 

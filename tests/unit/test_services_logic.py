@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import pytest
+
 from dualengine import services
 from dualengine.settings import Settings
 from dualengine.weaviate_server import server_environment
@@ -56,3 +58,33 @@ def test_node_ports_are_distinct_and_loopback_only():
 def test_free_port_block_is_free():
     base = services.free_port_block(5)
     assert all(services.port_is_free(base + i) for i in range(5))
+
+
+def test_listen_patches_apply_once_and_refuse_a_changed_source(tmp_path):
+    from dualengine import weaviate_server
+
+    originals = {
+        "adapters/handlers/grpc/server.go": 'import (\n\t"fmt"\n)\n'
+        'func StartAndListen() {\n\tlis, err := net.Listen("tcp", fmt.Sprintf(":%d",\n'
+        "\t\tstate.ServerConfig.Config.GRPC.Port))\n}\n",
+        "adapters/handlers/rest/clusterapi/serve.go": 'import (\n\t"fmt"\n)\n'
+        'var s = http.Server{\n\t\t\tAddr:      fmt.Sprintf(":%d", port),\n}\n',
+    }
+    for relative, text in originals.items():
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_text(text)
+    weaviate_server.apply_listen_patches(tmp_path)
+    grpc = (tmp_path / "adapters/handlers/grpc/server.go").read_text()
+    data = (tmp_path / "adapters/handlers/rest/clusterapi/serve.go").read_text()
+    assert 'os.Getenv("GRPC_BIND_ADDR")' in grpc and '\t"os"\n' in grpc
+    assert "Cluster.BindAddr" in data and '\t"net"\n' in data
+    assert 'Sprintf(":%d"' not in grpc + data
+    with pytest.raises(weaviate_server.WeaviateBinaryError, match="patch needs updating"):
+        weaviate_server.apply_listen_patches(tmp_path)  # already patched: the text is gone
+
+
+def test_node_binds_loopback_and_keeps_pprof_off():
+    env = server_environment(Path("/data"), 8080, 50051, 7100, "key")
+    assert env["GRPC_BIND_ADDR"] == env["CLUSTER_BIND_ADDR"] == "127.0.0.1"
+    assert env["GO_PROFILING_DISABLE"] == "true"
+    assert env["PROMETHEUS_MONITORING_ENABLED"] == "false"
