@@ -624,6 +624,11 @@ def up(
         info = state.get(name, {})
         if pid_alive(info.get("pid")) and service_healthy(settings, name, endpoints, info):
             progress(f"{name}: already running (pid {info['pid']})")
+            if info.get("start_ticks") is None:
+                progress(
+                    f"{name}: started by an older dualengine, without authentication and "
+                    "loopback-only binds: run `dualengine services down` and `up` again"
+                )
             continue
         for needed in NEEDS.get(name, ()):
             if needed in started:

@@ -75,7 +75,7 @@ def settings():
 def stack(settings):
     """Real Prefect, MLflow and Weaviate processes on free loopback ports for the session."""
     try:
-        services.up(settings, timeout=300, progress=lambda m: None)
+        services.up(settings, timeout=600, progress=lambda m: None)  # a loaded CI box
         yield services.resolve_endpoints(settings)
     finally:
         services.down(settings, progress=lambda m: None)
