@@ -33,7 +33,8 @@ def test_no_service_of_the_stack_listens_beyond_loopback(stack, settings):
     from dualengine import services, weaviate_server
 
     state = services.read_state(settings)
-    by_service = {name: listening_sockets(state[name]["pid"]) for name in services.SERVICE_NAMES}
+    names = services.managed_names(settings)  # every node and store this stack started
+    by_service = {name: listening_sockets(state[name]["pid"]) for name in names}
     assert all(by_service.values()), by_service  # every service was found listening
     assert {port for _, _, port, _ in by_service["weaviate"]} >= {
         state["weaviate"]["port"],
