@@ -389,6 +389,18 @@ def _run_flow(
     except Busy as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(6) from exc
+    except Exception as exc:
+        lost = [s for s in services.status(settings) if not s.healthy]
+        if not lost:
+            raise
+        names = ", ".join(f"{s.name} ({s.url})" for s in lost)
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        console.print(
+            f"[red]{flow_name} failed: {names} became unreachable during the run[/red] "
+            f"({type(exc).__name__}: {first_line}). Restart it (`dualengine services up`) and "
+            "rerun; `finetune --resume` continues from the last checkpoint."
+        )
+        raise typer.Exit(2) from exc
 
 
 def _report_flow(
