@@ -53,6 +53,7 @@ def test_kill_mlflow_during_finetune_then_resume(first_run, own_mlflow, settings
     )
     client = MlflowClient(tracking_uri=uri)
     name = settings.params()["registry"]["model_name"]
+    client.search_experiments()  # the fresh server answers real requests, not only /health
     process = finetune(env)
     try:
         deadline = time.monotonic() + 600
@@ -77,6 +78,7 @@ def test_kill_mlflow_during_finetune_then_resume(first_run, own_mlflow, settings
     assert stderr.rfind("became unreachable") > stderr.rfind("Traceback")  # the CLI's last word
 
     own_mlflow.start()
+    client.search_experiments()
     assert aliases_point_at_existing_versions(client, name) == {}
     resumed = finetune(env, "--resume", "--json")
     stdout, stderr = resumed.communicate(timeout=900)
