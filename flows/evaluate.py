@@ -40,7 +40,7 @@ def evaluate_flow(
     from dualengine.weaviate_client import weaviate_client
     from tasks import score_cache
     from tasks.attribution import conflict_rate, diagnose, gaps, table_rows
-    from tasks.indexing import alias_target
+    from tasks.indexing import live_collection
 
     settings = Settings(**({"profile": profile} if profile else {}))
     params = settings.params()
@@ -51,9 +51,7 @@ def evaluate_flow(
     ref = _finetuned_ref(settings, model)
     paths, data_version = steps.prepare_data(settings, None, None, None)
     with weaviate_client(settings) as client:
-        collection = alias_target(client, params["index"]["alias"])
-    if collection is None:
-        raise LookupError("no live index: run `dualengine reindex` first")
+        collection = live_collection(client, params["index"]["alias"])
     finetuned, version = load_generator_version(settings, ref)
     base, _ = load_generator_version(settings, "base")
     sections, cache_notes = [], {}

@@ -15,12 +15,10 @@ from flows.locks import training_slot
 
 def live_index_info(settings: Settings) -> dict[str, Any]:
     from dualengine.weaviate_client import weaviate_client
-    from tasks.indexing import alias_target, read_manifest
+    from tasks.indexing import live_collection, read_manifest
 
     with weaviate_client(settings) as client:
-        live = alias_target(client, settings.params()["index"]["alias"])
-        if live is None:
-            raise LookupError("no live index: run `dualengine reindex` first")
+        live = live_collection(client, settings.params()["index"]["alias"])
         manifest = read_manifest(client, live)
     return {"collection": live, "index_version": manifest.get("index_version", "")}
 

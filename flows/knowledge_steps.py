@@ -239,11 +239,9 @@ def evaluate_retrieval_step(settings: Settings, limit: int | None = None) -> dic
     eval_sets = load_eval_sets(settings, limit)
     started = time.perf_counter()
     with weaviate_client(settings) as client:
-        from tasks.indexing import alias_target, read_manifest
+        from tasks.indexing import live_collection, read_manifest
 
-        live = alias_target(client, params["index"]["alias"])
-        if live is None:
-            raise LookupError("no live index: run `dualengine reindex` first")
+        live = live_collection(client, params["index"]["alias"])
         manifest = read_manifest(client, live)
         report = evaluate_collection(
             client,

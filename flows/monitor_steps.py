@@ -79,7 +79,7 @@ def knowledge_signals(
 ) -> tuple[list[Signal], dict[str, Any]]:
     """Staleness, golden recall vs promotion, low-score share, query-vs-corpus distance."""
     from tasks.corpus_quality import quarantine
-    from tasks.indexing import alias_target, live_documents, plan_incremental, read_manifest
+    from tasks.indexing import live_collection, live_documents, plan_incremental, read_manifest
     from tasks.knowledge import evaluate_collection
 
     params = settings.params()
@@ -90,9 +90,7 @@ def knowledge_signals(
     valid, _ = quarantine(docs, params["validation"])
     data_version = files_version({k: Path(v) for k, v in corpora.items()})
     with weaviate_client(settings) as client:
-        live = alias_target(client, params["index"]["alias"])
-        if live is None:
-            raise LookupError("no live index: run `dualengine reindex` first")
+        live = live_collection(client, params["index"]["alias"])
         manifest = read_manifest(client, live)
         plan = plan_incremental(live_documents(client.collections.get(live)), valid)
         eval_sets = load_eval_sets(settings, int(rules["golden_questions"]))
