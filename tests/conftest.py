@@ -91,7 +91,7 @@ def weaviate(stack, settings):
 
 
 @pytest.fixture(scope="session")
-def first_run(stack):
+def first_run(stack, settings):
     """One `dualengine run --profile tiny` on the session's servers, shared by the e2e and
     fault tests (live index, champion, registered hybrid)."""
     import json
@@ -106,7 +106,17 @@ def first_run(stack):
         timeout=1200,
     )
     assert out.returncode == 0, f"dualengine run exited {out.returncode}:\n{out.stderr[-4000:]}"
-    return json.loads(out.stdout)
+    result = json.loads(out.stdout)
+    # the aliases as the run left them: later scenario tests (feedback loop, drift retrain)
+    # register challengers of their own on the same session registry
+    from tasks import registry
+
+    name = settings.params()["registry"]["model_name"]
+    result["aliases_after_run"] = {
+        alias: getattr(registry.version_by_alias(name, alias), "version", None)
+        for alias in ("champion", "challenger")
+    }
+    return result
 
 
 def pytest_sessionfinish(session, exitstatus):
