@@ -204,6 +204,7 @@ def build_raft_data(
     """RAFT examples for training questions (+ a held-out slice for eval loss), from the live
     index, plus plain (instruction, output) rows for tone and format rules when given;
     written to data/prepared/raft/ (the DVC `raft` stage's outputs)."""
+    from tasks.pii import find_pii
     from tasks.raft import build_raft_examples, instruction_examples
 
     params = settings.params()
@@ -217,9 +218,13 @@ def build_raft_data(
     rows = rng.sample(rows, min(len(rows), tp["train_examples"] + raft["eval_held_out"]))
     k = raft["distractors"] + 2
     hits = search_questions(settings, [r["question"] for r in rows], k, raft["distractor_groups"])
-    lookup = {r["question"]: [p.as_dict() for p in h] for r, h in zip(rows, hits, strict=True)}
+    # a passage holding personal data is never a distractor (the next hit takes its place)
+    lookup = {
+        r["question"]: [p.as_dict() for p in h if not find_pii(p.as_dict()["text"])]
+        for r, h in zip(rows, hits, strict=True)
+    }
     gold = gold_chunker(settings, corpus)
-    examples = build_raft_examples(
+    built = build_raft_examples(
         rows,
         corpus,
         lambda q: lookup[q],
@@ -229,6 +234,7 @@ def build_raft_data(
         raft["passage_words"],
         gold=lambda item: gold(str(item["passage_id"]), item["answer"]),
     )
+    examples = [e for e in built if not any(find_pii(p["text"]) for p in e["passages"])]
     held = raft["eval_held_out"] if len(examples) > raft["eval_held_out"] * 2 else 0
     extra = instruction_examples(read_jsonl(Path(instructions))) if instructions else []
     styled, styled_skipped = style_examples(settings, tp, raft)
@@ -243,7 +249,8 @@ def build_raft_data(
     create_markdown_artifact(
         key="raft-data",
         markdown=f"## RAFT training data `{version}`\n\n{len(examples) - held} training and "
-        f"{held} held-out examples; {len(styled)} examples in a corpus's own answer style "
+        f"{held} held-out examples ({len(built) - len(examples)} left out: personal data in "
+        f"the gold passage); {len(styled)} examples in a corpus's own answer style "
         f"({styled_skipped} left out: personal data in a passage); {len(extra)} instruction rows; "
         f"{raft['distractors']} distractors each from the live index; "
         f"oracle left out in {refusals} (target: refusal).\n\nExample:\n```json\n"
