@@ -91,7 +91,7 @@ OPERATOR = """{% extends "base" %}{% block title %}dualengine operator{% endbloc
 {% endif %}{% endfor %} ({{ monitor.runs }} runs shown)</p>
 <table><tr><th>engine</th><th>signal</th><th>latest</th><th>recent runs</th></tr>
 {% for s in monitor.signals %}<tr><td>{{ s.engine }}</td><td>{{ s.name }}</td>
-<td>{{ "%.4g"|format(s.latest) }}</td><td>{{ s.values|sparkline }}</td></tr>{% endfor %}
+<td>{{ "%.4g"|format(s.latest) }}</td><td>{{ s["values"]|sparkline }}</td></tr>{% endfor %}
 </table>{% else %}<p>No monitor runs yet (<code>dualengine monitor</code>).</p>{% endif %}
 <h2>Recent answers</h2>
 <table id="recent"><tr><th>time</th><th>question</th><th>answer</th><th>groups</th>

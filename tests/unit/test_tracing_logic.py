@@ -262,3 +262,25 @@ def test_ui_groups_are_denied_unless_allowed(settings):
     with pytest.raises(Refused, match="not allowed") as refused:
         pick_groups(settings, [allowed[0], "admins"])
     assert refused.value.status == 403
+
+
+def test_the_operator_view_draws_a_sparkline_per_signal():
+    """A signal's `values` key, not the dict method of that name (it crashed the page once
+    monitor runs existed)."""
+    from dualengine.webpages import environment, render
+
+    monitor = {
+        "runs": 2,
+        "latest_time": "2026-11-27 16:00",
+        "status": {"knowledge": "ok", "behaviour": "warn"},
+        "signals": [
+            {
+                "engine": "behaviour",
+                "name": "query_drift",
+                "latest": 0.04,
+                "values": [0.01, None, 0.04],
+            }
+        ],
+    }
+    html = render(environment(), "operator", monitor=monitor, rows=[])
+    assert 'class="sparkline"' in html and "polyline" in html and 'id="recent"' in html
