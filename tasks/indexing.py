@@ -276,8 +276,20 @@ def _create_collection(client: weaviate.WeaviateClient, name: str, manifest: Man
     )
 
 
-def collection_count(client: weaviate.WeaviateClient, name: str) -> int:
-    return int(client.collections.get(name).aggregate.over_all(total_count=True).total_count)
+def collection_count(client: weaviate.WeaviateClient, name: str, attempts: int = 3) -> int:
+    """Objects in a collection. On a cluster a count can time out while a lost replica is not
+    yet marked dead: it is asked again (a few attempts, a second apart)."""
+    from weaviate.exceptions import WeaviateQueryError, WeaviateTimeoutError
+
+    for attempt in range(1, attempts + 1):
+        try:
+            result = client.collections.get(name).aggregate.over_all(total_count=True)
+            return int(result.total_count)
+        except (WeaviateQueryError, WeaviateTimeoutError):
+            if attempt == attempts:
+                raise
+            time.sleep(1.0)
+    raise AssertionError("unreachable")
 
 
 LEADER_WAIT_SECONDS = 60.0
