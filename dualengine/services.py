@@ -484,12 +484,13 @@ def _after_start(settings: Settings, name: str) -> None:
     elif name == "s3":
         creds = object_store.credentials(settings)
         os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-        with _environment(creds):
+        with temporary_environment(creds):
             object_store.ensure_bucket(object_store.BUCKET, state["s3"]["url"])
 
 
 @contextlib.contextmanager
-def _environment(values: dict[str, str]):
+def temporary_environment(values: dict[str, str]):
+    """These environment variables set for the block, the previous values restored after."""
     saved = {k: os.environ.get(k) for k in values}
     os.environ.update(values)
     try:

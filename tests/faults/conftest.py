@@ -7,7 +7,6 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,18 +24,8 @@ class OwnService:
     settings: Settings
     env: dict[str, str] = field(default_factory=dict)  # what the project's helpers read
 
-    @contextlib.contextmanager
-    def environment(self) -> Iterator[None]:
-        saved = {k: os.environ.get(k) for k in self.env}
-        os.environ.update(self.env)
-        try:
-            yield
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+    def environment(self) -> contextlib.AbstractContextManager[None]:
+        return services.temporary_environment(self.env)
 
     def pid(self) -> int:
         return int(services.read_state(self.settings)[self.name]["pid"])
