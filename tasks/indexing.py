@@ -276,20 +276,17 @@ def _create_collection(client: weaviate.WeaviateClient, name: str, manifest: Man
     )
 
 
-def collection_count(client: weaviate.WeaviateClient, name: str, attempts: int = 3) -> int:
-    """Objects in a collection. On a cluster a count can time out while a lost replica is not
-    yet marked dead: it is asked again (a few attempts, a second apart)."""
-    from weaviate.exceptions import WeaviateQueryError, WeaviateTimeoutError
+def collection_count(client: weaviate.WeaviateClient, name: str) -> int:
+    """Objects in a collection; asked again while a cluster is in a passing state (a lost
+    replica not yet marked dead makes a count time out)."""
+    from tasks.weaviate_retry import read_with_retries
 
-    for attempt in range(1, attempts + 1):
-        try:
-            result = client.collections.get(name).aggregate.over_all(total_count=True)
-            return int(result.total_count)
-        except (WeaviateQueryError, WeaviateTimeoutError):
-            if attempt == attempts:
-                raise
-            time.sleep(1.0)
-    raise AssertionError("unreachable")
+    collection = client.collections.get(name)
+    return int(
+        read_with_retries(
+            lambda: collection.aggregate.over_all(total_count=True), delay_s=1.0
+        ).total_count
+    )
 
 
 LEADER_WAIT_SECONDS = 60.0

@@ -44,18 +44,22 @@ def hybrid_search(
     from weaviate.classes.query import Filter, HybridFusion, MetadataQuery
 
     from dualengine.resolve import validate_groups
+    from tasks.weaviate_retry import read_with_retries
 
     allowed = validate_groups(groups)
     filters = Filter.by_property("groups").contains_any(allowed)
-    response = client.collections.get(alias).query.hybrid(
-        query=query,
-        vector=query_vector,
-        alpha=alpha,
-        limit=top_k,
-        fusion_type=HybridFusion.RELATIVE_SCORE,
-        filters=filters,
-        return_metadata=MetadataQuery(score=True),
-        include_vector=True,
+    collection = client.collections.get(alias)
+    response = read_with_retries(  # a restarted cluster node may not know the schema yet
+        lambda: collection.query.hybrid(
+            query=query,
+            vector=query_vector,
+            alpha=alpha,
+            limit=top_k,
+            fusion_type=HybridFusion.RELATIVE_SCORE,
+            filters=filters,
+            return_metadata=MetadataQuery(score=True),
+            include_vector=True,
+        )
     )
     passages = []
     for obj in response.objects:

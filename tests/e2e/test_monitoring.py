@@ -6,6 +6,7 @@ set through the MLflow API → webhook → the evaluation deployment runs for th
 Every assertion reads flow runs, events and registry state from the APIs, not log text."""
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -116,30 +117,43 @@ def served(first_run, settings, tmp_path_factory):
     params["schedules"] |= {"monitor": "0 0 1 1 *", "reindex": "0 0 1 1 *"}
     path = root / "params.yaml"
     path.write_text(yaml.safe_dump(params))
+    with serving(settings, root, params) as log:
+        yield {"filings": filings, "root": root, "log": log}
+
+
+@contextlib.contextmanager
+def serving(settings, root, params):
+    """`dualengine serve` (tiny profile) on `params`, with its own query log and webhook port,
+    after a re-index that makes the live index match these params' corpora (another scenario
+    may have left documents of its own there). The environment is restored afterwards."""
+    path = root / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
     env = os.environ | {
         "DUALENGINE_PARAMS_FILE": str(path),
         "DUALENGINE_WEBHOOK_PORT": str(services.free_port()),
         "DUALENGINE_QUERY_LOG_URL": f"sqlite:///{root / 'queries.db'}",
     }
     os.environ.update({k: env[k] for k in ("DUALENGINE_PARAMS_FILE", "DUALENGINE_QUERY_LOG_URL")})
-    cli("reindex")  # the live index matches the watched corpora before the scenario starts
     log = open(root / "serve.log", "w")  # noqa: SIM115 - closed below
-    server = subprocess.Popen(
-        [sys.executable, "-m", "flows", "serve", "--profile", "tiny"],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-        start_new_session=True,
-    )
+    server = None
     try:
+        cli("reindex", "--allow-mass-delete")
+        server = subprocess.Popen(
+            [sys.executable, "-m", "flows", "serve", "--profile", "tiny"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
         wait_for("the deployments", lambda: _deployment_exists("monitor/hourly"), timeout=180)
-        yield {"filings": filings, "root": root, "log": root / "serve.log"}
+        yield root / "serve.log"
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
+        if server is not None:
+            os.killpg(server.pid, signal.SIGTERM)
+            try:
+                server.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)
         log.close()
         os.environ["DUALENGINE_PARAMS_FILE"] = str(settings.params_path)
         os.environ.pop("DUALENGINE_QUERY_LOG_URL", None)

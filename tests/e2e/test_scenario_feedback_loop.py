@@ -3,26 +3,19 @@
 the monitor's `negative_feedback_rate` is degraded and emits `dualengine.behaviour.degraded`
 → the retrain deployment runs → the gate evaluates on the grown golden set."""
 
-import os
-import signal
-import subprocess
-import sys
 from datetime import UTC, datetime
 
 import pytest
 import yaml
-from e2e_helpers import cli
 from test_monitoring import (
-    _deployment_exists,
     _versions,
     finished,
     flow_runs,
     monitor_result,
     run_monitor,
+    serving,
     wait_for,
 )
-
-from dualengine import services
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -43,35 +36,8 @@ def served(first_run, settings, tmp_path_factory):
         "reindex": "0 0 1 1 *",
         "retrain_cooldown_minutes": 0,  # other scenarios' retrains do not count here
     }
-    path = root / "params.yaml"
-    path.write_text(yaml.safe_dump(params))
-    env = os.environ | {
-        "DUALENGINE_PARAMS_FILE": str(path),
-        "DUALENGINE_WEBHOOK_PORT": str(services.free_port()),
-        "DUALENGINE_QUERY_LOG_URL": f"sqlite:///{root / 'queries.db'}",
-    }
-    os.environ.update({k: env[k] for k in ("DUALENGINE_PARAMS_FILE", "DUALENGINE_QUERY_LOG_URL")})
-    cli("reindex")  # the live index matches these params' corpora (no data.updated event)
-    log = open(root / "serve.log", "w")  # noqa: SIM115 - closed below
-    server = subprocess.Popen(
-        [sys.executable, "-m", "flows", "serve", "--profile", "tiny"],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-        start_new_session=True,
-    )
-    try:
-        wait_for("the deployments", lambda: _deployment_exists("monitor/hourly"), timeout=180)
+    with serving(settings, root, params):
         yield root
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-        log.close()
-        os.environ["DUALENGINE_PARAMS_FILE"] = str(settings.params_path)
-        os.environ.pop("DUALENGINE_QUERY_LOG_URL", None)
 
 
 def test_bad_ratings_retrain_and_the_gate_uses_the_grown_golden_set(served, settings):
