@@ -144,7 +144,7 @@ def trials(settings, vectors, sims, n_trials: int, window: int) -> dict:
 
 def monitor_cost(settings, vectors, sims, n_queries: int = 10_000) -> dict:
     """Seconds to read 10k logged queries and compute every query-based signal."""
-    from flows.monitor_steps import read_queries
+    from flows.steps.monitor import read_queries
     from tasks import monitoring
     from tasks.query_log import QueryLog, QueryRecord
 

@@ -462,7 +462,7 @@ def reindex(
     )
     if result is None:
         return
-    from flows.knowledge_steps import reindex_markdown
+    from flows.steps.reindex import reindex_markdown
 
     Console().print(reindex_markdown(result))
 
@@ -563,7 +563,7 @@ def ask(
         raise typer.Exit(2) from exc
     _require_services(settings, ANSWER_SERVICES)
     services.export_endpoints(settings)
-    from flows.steps import answer
+    from flows.steps.data import answer
 
     try:
         with contextlib.redirect_stdout(sys.stderr):

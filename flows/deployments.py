@@ -18,8 +18,8 @@ from typing import Any
 from dualengine.settings import Settings
 from dualengine.webhook_receiver import PROMOTED
 from flows.locks import TRAINING_LIMIT, ensure_limit
-from flows.monitor_steps import DATA_UPDATED
-from flows.monitor_steps import EVENTS as ENGINE_EVENTS
+from flows.steps.monitor import DATA_UPDATED
+from flows.steps.monitor import EVENTS as ENGINE_EVENTS
 
 # the event names and the training limit are defined where they are emitted and occupied
 EVENTS = {**ENGINE_EVENTS, "data": DATA_UPDATED, "promoted": PROMOTED}

@@ -8,8 +8,8 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
 from dualengine.settings import Settings
-from flows import behaviour_steps, knowledge_steps, serving_steps, steps
 from flows.locks import REINDEX_LIMIT, exclusive
+from flows.steps import data, finetune, reindex, serving
 
 DEFAULT_QUESTION = "What did the Normans' Viking ancestors raid before settling in Normandy?"
 
@@ -26,28 +26,28 @@ def dual_engine_flow(
     """Run the whole lifecycle once on the given datasets (default: the bundled samples)."""
     settings = Settings(**({"profile": profile} if profile else {}))
     logger = get_run_logger()
-    paths, version = steps.prepare_data(settings, corpus, train, eval)
+    paths, version = data.prepare_data(settings, corpus, train, eval)
     logger.info("data version %s", version)
-    corpora = knowledge_steps.resolve_corpora(settings, [corpus] if corpus else None)
-    steps.validate_datasets(settings, paths, corpora)
-    docs, quarantined = knowledge_steps.validate_corpus(settings, corpora)
+    corpora = reindex.resolve_corpora(settings, [corpus] if corpus else None)
+    data.validate_datasets(settings, paths, corpora)
+    docs, quarantined = reindex.validate_corpus(settings, corpora)
     with exclusive(
         REINDEX_LIMIT, settings.params()["index"].get("lock_wait_seconds", 60), "re-index"
     ):
-        index = knowledge_steps.reindex_knowledge(settings, docs, corpora, False, quarantined)
+        index = reindex.reindex_knowledge(settings, docs, corpora, False, quarantined)
     if not index["gate"].get("passed", True):
         logger.warning("index rebuild refused by the gate; training against the live index")
     live = {
         "collection": index["live_collection"],
         "index_version": index["manifest"].get("index_version", ""),
     }
-    raft = behaviour_steps.build_raft_data(settings, paths)
-    behaviour_steps.validate_training_data(settings, raft)
-    training = behaviour_steps.train_adapter(settings, raft, live, version)
-    challenger = behaviour_steps.register_challenger(settings, training, live, version)
-    decision = behaviour_steps.promotion_gate(settings, paths, challenger)
-    hybrid = serving_steps.register_hybrid_model(settings)
-    answer = steps.answer_sample(
+    raft = finetune.build_raft_data(settings, paths)
+    finetune.validate_training_data(settings, raft)
+    training = finetune.train_adapter(settings, raft, live, version)
+    challenger = finetune.register_challenger(settings, training, live, version)
+    decision = finetune.promotion_gate(settings, paths, challenger)
+    hybrid = serving.register_hybrid_model(settings)
+    answer = data.answer_sample(
         settings, question, groups or settings.params()["retrieval"]["default_groups"]
     )
     summary = {

@@ -8,8 +8,8 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from dualengine.settings import Settings
-from flows import evaluation_steps as es
-from flows import steps
+from flows.steps import data
+from flows.steps import evaluate as es
 
 
 def _finetuned_ref(settings: Settings, model: str | None) -> str:
@@ -49,7 +49,7 @@ def evaluate_flow(
     sets = sets or list(config["sets"])
     questions = questions or int(config["questions"])
     ref = _finetuned_ref(settings, model)
-    paths, data_version = steps.prepare_data(settings, None, None, None)
+    paths, data_version = data.prepare_data(settings, None, None, None)
     with weaviate_client(settings) as client:
         collection = live_collection(client, params["index"]["alias"])
     finetuned, version = load_generator_version(settings, ref)

@@ -8,9 +8,10 @@ from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
 from dualengine.settings import Settings
-from flows import behaviour_steps as bs
-from flows import serving_steps, steps
 from flows.locks import training_slot
+from flows.steps import data
+from flows.steps import finetune as bs
+from flows.steps import serving as serving_steps
 
 
 def live_index_info(settings: Settings) -> dict[str, Any]:
@@ -43,7 +44,7 @@ def finetune_flow(
     if max_steps is not None:
         settings = settings.with_training_override(max_steps=max_steps)
     with training_slot():  # one finetune at a time on every worker (RAFT data, GPU, registry)
-        paths, version = steps.prepare_data(settings, corpus, train, eval)
+        paths, version = data.prepare_data(settings, corpus, train, eval)
         index = live_index_info(settings)
         raft = bs.build_raft_data(settings, paths, instructions)
         bs.validate_training_data(settings, raft)

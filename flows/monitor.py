@@ -7,8 +7,8 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from dualengine.settings import Settings
-from flows import monitor_steps as ms
-from flows.knowledge_steps import resolve_corpora
+from flows.steps import monitor as ms
+from flows.steps.reindex import resolve_corpora
 from tasks.monitoring import engine_status
 
 

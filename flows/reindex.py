@@ -8,8 +8,8 @@ from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
 from dualengine.settings import Settings
-from flows import knowledge_steps as ks
 from flows.locks import REINDEX_LIMIT, exclusive
+from flows.steps import reindex as ks
 
 
 @flow(name="reindex", log_prints=True)

@@ -7,7 +7,7 @@ from typing import Any
 from prefect import flow
 
 from dualengine.settings import Settings
-from flows import serving_steps
+from flows.steps import serving as serving_steps
 
 
 @flow(name="register-hybrid", log_prints=True)

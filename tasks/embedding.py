@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from dualengine.progress import progress
+from tasks.progress import progress
 
 if TYPE_CHECKING:
     import numpy as np

@@ -13,8 +13,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from dualengine.progress import progress
 from tasks.evaluation import exact_match, token_f1
+from tasks.progress import progress
 from tasks.raft import is_refusal, split_citation
 
 HIGHER_IS_BETTER = {

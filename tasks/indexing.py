@@ -17,8 +17,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from dualengine.progress import progress
 from tasks.chunking import split_text
+from tasks.progress import progress
 
 if TYPE_CHECKING:
     import weaviate

@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from dualengine.progress import progress
+from tasks.progress import progress
 
 SUPPORTED = {".pdf", ".md", ".markdown", ".txt", ".html", ".htm", ".jsonl"}
 METADATA_FILE = "_metadata.yaml"

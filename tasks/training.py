@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dualengine.progress import progress
+from tasks.progress import progress
 from tasks.prompting import fit_prompt
 
 IGNORE_INDEX = -100

@@ -229,7 +229,7 @@ def test_corpus_jsonl_that_is_not_utf8_names_file_line_and_rule(tmp_path):
 
 
 def resolve(settings, corpus):
-    from flows.knowledge_steps import resolve_corpora
+    from flows.steps.reindex import resolve_corpora
 
     return resolve_corpora.fn(settings, corpus)
 
@@ -252,7 +252,7 @@ def test_two_corpora_with_the_same_name_are_refused_before_anything_is_ingested(
 def test_a_corpus_file_that_is_not_utf8_stops_the_reindex_with_a_validation_error(
     settings, tmp_path
 ):
-    from flows.knowledge_steps import validate_corpus
+    from flows.steps.reindex import validate_corpus
     from tasks.validation import DatasetValidationError
 
     path = tmp_path / "c.jsonl"

@@ -10,10 +10,10 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from dualengine.progress import progress
 from dualengine.settings import Settings
-from flows.behaviour_steps import heldout_items
+from flows.steps.finetune import heldout_items
 from tasks.data import sample_set
+from tasks.progress import progress
 
 STEP = {"cache_policy": NO_CACHE, "persist_result": False}
 
@@ -27,7 +27,7 @@ def set_paths(settings: Settings, name: str) -> tuple[Path, Path]:
 def attribution_items(settings: Settings, name: str, questions: int) -> list[dict[str, Any]]:
     """Sampled held-out questions of a set with retrieved chunks (the groups of
     `retrieval.evaluation_groups`), the gold chunk among distractors, and recall@k: the gate's
-    builder (flows.behaviour_steps.heldout_items)."""
+    builder (flows.steps.finetune.heldout_items)."""
     params = settings.params()
     corpus_path, eval_path = set_paths(settings, name)
     groups = params["retrieval"]["evaluation_groups"]

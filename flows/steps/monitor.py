@@ -17,7 +17,7 @@ from prefect.cache_policies import NO_CACHE
 from dualengine.models import embedding_model_path
 from dualengine.settings import Settings
 from dualengine.weaviate_client import weaviate_client
-from flows.knowledge_steps import embedding_spec, load_eval_sets
+from flows.steps.reindex import embedding_spec, load_eval_sets
 from tasks import monitoring
 from tasks.data import file_digest, files_version, read_jsonl, sample_dataset_paths
 from tasks.drift import DEGRADED, Signal
@@ -167,7 +167,7 @@ def golden_oracle_f1(settings: Settings) -> tuple[float | None, float | None]:
     """The champion's F1 with the oracle passage on golden XQuAD questions, and its value at
     promotion (version tag `eval_f1_oracle`); (None, None) while there is no champion."""
     from dualengine.api import load_generator_version
-    from flows.evaluation_steps import attribution_items
+    from flows.steps.evaluate import attribution_items
     from tasks import registry
     from tasks.evaluation import token_f1
     from tasks.raft import split_citation

@@ -18,7 +18,7 @@ from prefect.cache_policies import NO_CACHE
 from dualengine.models import base_model_path, embedding_model_path
 from dualengine.settings import Settings
 from dualengine.weaviate_client import weaviate_client
-from flows.steps import gate_on_reports
+from flows.steps.data import gate_on_reports
 from tasks import registry, tracking
 from tasks.data import DatasetPaths, files_version, read_jsonl, write_jsonl
 from tasks.validation import validate_training_examples

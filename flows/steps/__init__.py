@@ -1,0 +1,2 @@
+"""Prefect tasks of each job, one module per flow: thin wrappers over tasks/ that add tracking
+and a readable artifact each."""
