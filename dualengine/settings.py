@@ -5,11 +5,14 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from dualengine.config import Config, Profile
 
 WEAVIATE_VERSION = "1.38.11"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -145,35 +148,37 @@ class Settings(BaseSettings):
     def mlflow_dir(self) -> Path:
         return self.home / "mlflow"
 
+    def config(self) -> Config:
+        """params.yaml as typed, validated sections (dualengine.config; cached until the file
+        changes); a bad file raises ParamsError naming the key path and the reason."""
+        from dualengine.config import load_config
+
+        return load_config(self.params_path)
+
     def params(self) -> dict[str, Any]:
-        """params.yaml as a dict."""
+        """params.yaml as a dict, after it passed validation (`config()`)."""
+        self.config()
         return load_params(self.params_path)
 
     training_overrides: dict[str, Any] = Field(default_factory=dict)
 
+    def training_profile(self) -> Profile:
+        """The active profile with the shared training keys and this run's overrides."""
+        return self.config().training_profile(self.profile, **self.training_overrides)
+
     def training_params(self) -> dict[str, Any]:
         """The training block for the active profile, with the shared keys merged in."""
-        training = self.params()["training"]
-        merged = dict(training["profiles"][self.profile])
-        merged["system_prompt"] = training["system_prompt"].strip()
-        merged["seed"] = training["seed"]
-        return merged | self.training_overrides
+        return self.training_profile().as_dict()
 
     def context_length(self) -> int:
         """Tokens of prompt + answer when answering (the profile's `context_length`, else its
         training `max_length`): retrieved chunks are longer than training passages."""
-        params = self.training_params()
-        return int(params.get("context_length") or params["max_length"])
+        return self.training_profile().context_tokens
 
     def quantize(self) -> str:
         """How answering and scoring run on CPU: params.yaml `inference.quantize`
         (`none` = fp32, `int8` = dynamic int8 Linear layers)."""
-        value = str((self.params().get("inference") or {}).get("quantize", "none"))
-        if value not in ("none", "int8"):
-            raise ValueError(
-                f"{self.params_path}: inference.quantize is {value!r}; use 'none' or 'int8'"
-            )
-        return value
+        return self.config().inference.quantize
 
     def with_training_override(self, **values: Any) -> Settings:
         """A copy whose training parameters are changed for one run (e.g. max_steps)."""
