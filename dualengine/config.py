@@ -238,9 +238,6 @@ class Rule(Section):
 
     _order = field_validator("degraded")(bound("warn", above=True))
 
-    def as_dict(self) -> dict[str, Any]:
-        return self.model_dump()
-
 
 class DriftRule(Section):
     """Query drift: permutation-test p-values (lower is worse) and an effect-size floor."""
@@ -252,9 +249,6 @@ class DriftRule(Section):
     sample_cap: PositiveInt
 
     _order = field_validator("degraded")(bound("warn", above=False))
-
-    def as_dict(self) -> dict[str, Any]:
-        return self.model_dump()
 
 
 class FeedbackRule(Rule):
