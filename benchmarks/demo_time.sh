@@ -72,7 +72,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.client.schemas.sorting import FlowRunSort
 
-from dualengine.services import export_endpoints
+from dualengine.endpoints import export_endpoints
 from dualengine.settings import get_settings
 
 export_endpoints(get_settings())

@@ -222,11 +222,11 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "benchmarks/results/drift.json"))
     args = parser.parse_args()
 
-    from dualengine import services
+    from dualengine import endpoints
     from dualengine.settings import get_settings
 
     settings = get_settings()
-    services.export_endpoints(settings)
+    endpoints.export_endpoints(settings)
     vectors, sims = pools(settings)
     result = {
         "trials": args.trials,

@@ -41,7 +41,7 @@ def main() -> None:
     settings = get_settings()
     own = not settings.weaviate_url
     if own:
-        from dualengine.services import free_port
+        from dualengine.endpoints import free_port
 
         os.environ["DUALENGINE_WEAVIATE_PORT"] = str(free_port())
         os.environ["DUALENGINE_WEAVIATE_GRPC_PORT"] = str(free_port())

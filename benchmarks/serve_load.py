@@ -32,11 +32,11 @@ sys.path.insert(0, str(ROOT))
 def start_server(settings, workers: int) -> tuple[subprocess.Popen, str]:
     import httpx
 
-    from dualengine import services
+    from dualengine import endpoints
     from dualengine.hybrid_model import serve_command, serve_env
 
-    services.export_endpoints(settings)
-    port = services.free_port()
+    endpoints.export_endpoints(settings)
+    port = endpoints.free_port()
     log = open(settings.state / "serve-bench.log", "w")  # noqa: SIM115 - lives with the server
     server = subprocess.Popen(
         serve_command(settings, port, workers=workers),

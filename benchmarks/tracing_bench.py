@@ -74,7 +74,7 @@ def main() -> None:
         os.environ["DUALENGINE_PROFILE"] = args.profile
 
     from dualengine.api import engine_for, load_generator_version
-    from dualengine.services import export_endpoints
+    from dualengine.endpoints import export_endpoints
     from dualengine.settings import get_settings
     from tasks.data import read_jsonl, sample_dataset_paths
 

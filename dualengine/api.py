@@ -93,7 +93,7 @@ def open_engine(
     log_queries: bool | None = None,
 ) -> Iterator[HybridEngine]:
     """A ready engine on the running services (see `dualengine services up`)."""
-    from dualengine.services import export_endpoints
+    from dualengine.endpoints import export_endpoints
 
     settings = settings or get_settings()
     export_endpoints(settings)

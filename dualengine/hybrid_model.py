@@ -134,8 +134,8 @@ def register_hybrid(
     set_champion: bool = True,
 ) -> str:
     """Log and register a hybrid version pinning this generator version and the index alias."""
+    from dualengine.endpoints import resolve_endpoints
     from dualengine.model_signing import SIGNATURE_TAG, download_signed
-    from dualengine.services import resolve_endpoints
     from dualengine.weaviate_client import weaviate_client
     from tasks import registry, tracking
     from tasks.indexing import alias_target

@@ -31,7 +31,7 @@ def rate_answer(
 ) -> dict[str, Any]:
     """Validate the request (FeedbackError), find the answer's trace (LookupError), then log
     the assessments, mark the query-log row and offer the correction to the golden set."""
-    from dualengine.services import export_endpoints
+    from dualengine.endpoints import export_endpoints
     from tasks.query_log import QueryLog
 
     params = settings.params()

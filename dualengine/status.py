@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dualengine import services
+from dualengine import endpoints, services
 from dualengine.settings import Settings
 
 METRIC_PREFIXES = ("eval_", "retrieval_")
@@ -82,7 +82,7 @@ def system_status(settings: Settings) -> dict[str, Any]:
     """Everything a platform engineer checks first, as one dict."""
     rows = services.status(settings)
     healthy = {r.name: r.healthy for r in rows}
-    services.export_endpoints(settings)
+    endpoints.export_endpoints(settings)
     report: dict[str, Any] = {"services": services.status_dicts(rows), "models": {}, "index": {}}
     if healthy["mlflow"]:
         report["models"] = _model_versions(settings)

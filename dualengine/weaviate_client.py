@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from dualengine.services import client_credentials, resolve_endpoints
+from dualengine.endpoints import client_credentials, resolve_endpoints
 from dualengine.settings import Settings
 
 if TYPE_CHECKING:

@@ -219,7 +219,7 @@ def serve(settings: Settings, port: int, model: str = "champion") -> None:
     import uvicorn
 
     from dualengine.api import engine_for, load_generator_version
-    from dualengine.services import export_endpoints
+    from dualengine.endpoints import export_endpoints
 
     export_endpoints(settings)
     generator, version = load_generator_version(settings, model)

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from dualengine import services
+from dualengine.endpoints import export_endpoints, free_port
 from dualengine.settings import Settings, get_settings
 
 app = typer.Typer(
@@ -174,7 +175,7 @@ def run(
     """Run the dual-engine flow: validate → index → fine-tune → evaluate → register → answer."""
     settings = _settings(profile)
     _require_services(settings)
-    endpoints = services.export_endpoints(settings)
+    endpoints = export_endpoints(settings)
     from flows.dual_engine import DEFAULT_QUESTION, dual_engine_flow
     from tasks.validation import DatasetValidationError
 
@@ -366,7 +367,7 @@ def _run_flow(
     endpoints are in the environment, or it would start a temporary server of its own), under
     `lock` = (Prefect concurrency limit, seconds to wait, what) if given."""
     _require_services(settings)
-    services.export_endpoints(settings)
+    export_endpoints(settings)
     import importlib
 
     from flows.locks import Busy, exclusive
@@ -562,7 +563,7 @@ def ask(
         console.print(f"[red]--group: {exc}[/red]")
         raise typer.Exit(2) from exc
     _require_services(settings, ANSWER_SERVICES)
-    services.export_endpoints(settings)
+    export_endpoints(settings)
     from flows.steps.data import answer
 
     try:
@@ -732,7 +733,7 @@ def serve_model(
 
     settings = get_settings()
     _require_services(settings, ANSWER_SERVICES)
-    services.export_endpoints(settings)
+    export_endpoints(settings)
     try:
         command = serve_command(settings, port, version, workers, host=host)
     except ModelSignatureError as exc:
@@ -755,7 +756,7 @@ def ui(
     _require_services(settings, ANSWER_SERVICES)
     from dualengine.webapp import serve as serve_ui
 
-    port = port or services.free_port()
+    port = port or free_port()
     console.print(f"dualengine ui on http://127.0.0.1:{port} (operator view: /operator)")
     serve_ui(settings, port, model)
 
@@ -800,7 +801,7 @@ def serve(
     """Serve every flow as a deployment: cron schedules, event triggers, UI forms (blocks)."""
     settings = _settings(profile)
     _require_services(settings)
-    services.export_endpoints(settings)
+    export_endpoints(settings)
     from flows.deployments import serve as serve_deployments
 
     if pool:
@@ -840,7 +841,7 @@ def deploy(
     any machine that reaches the services (training one at a time across all workers)."""
     settings = _settings(profile)
     _require_services(settings)
-    services.export_endpoints(settings)
+    export_endpoints(settings)
     _deploy(settings, pool, only, pool_type, image)
 
 

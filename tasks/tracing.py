@@ -7,7 +7,7 @@
     scope.trace_id   # None when MLflow was not reachable (nothing was traced)
 
 Traces go to the experiment `dualengine-answers` on the tracking server of the environment
-(`MLFLOW_TRACKING_URI`, set by `dualengine.services.export_endpoints`). Before tracing, the
+(`MLFLOW_TRACKING_URI`, set by `dualengine.endpoints.export_endpoints`). Before tracing, the
 server's `/health` is probed (short timeout, result kept for `probe_every_s` seconds); when it
 does not answer, the answer is given untraced and its `trace_id` is None. Spans are exported in
 the background (MLflow's async trace logging), so a slow server never slows an answer; every

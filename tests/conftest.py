@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from dualengine import services
+from dualengine import endpoints, services
 
 _STATE = Path(tempfile.mkdtemp(prefix="dualengine-tests-"))
 _PORTS = {
-    "DUALENGINE_PREFECT_PORT": services.free_port(),
-    "DUALENGINE_MLFLOW_PORT": services.free_port(),
-    "DUALENGINE_WEAVIATE_PORT": services.free_port(),
-    "DUALENGINE_WEAVIATE_GRPC_PORT": services.free_port(),
+    "DUALENGINE_PREFECT_PORT": endpoints.free_port(),
+    "DUALENGINE_MLFLOW_PORT": endpoints.free_port(),
+    "DUALENGINE_WEAVIATE_PORT": endpoints.free_port(),
+    "DUALENGINE_WEAVIATE_GRPC_PORT": endpoints.free_port(),
 }
 os.environ.update({k: str(v) for k, v in _PORTS.items()})
 os.environ["DUALENGINE_STATE_DIR"] = str(_STATE / "state")
@@ -58,7 +58,7 @@ def _export_credentials() -> None:
     from dualengine.settings import get_settings
 
     local_secrets(get_settings())
-    services.export_endpoints(get_settings())
+    endpoints.export_endpoints(get_settings())
 
 
 _export_credentials()
@@ -76,7 +76,7 @@ def stack(settings):
     """Real Prefect, MLflow and Weaviate processes on free loopback ports for the session."""
     try:
         services.up(settings, timeout=600, progress=lambda m: None)  # a loaded CI box
-        yield services.resolve_endpoints(settings)
+        yield endpoints.resolve_endpoints(settings)
     finally:
         services.down(settings, progress=lambda m: None)
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from e2e_helpers import cli, flow_runs_and_artifacts
 
-from dualengine import services
+from dualengine import endpoints
 from tasks.grounding import content_words, supports
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
@@ -159,7 +159,7 @@ def test_mlflow_models_serve_answers_http_with_the_access_filter(
 ):
     from dualengine.hybrid_model import serve_command, serve_env
 
-    port = services.free_port()
+    port = endpoints.free_port()
     log = open(settings.state / "serve-test.log", "w")  # noqa: SIM115 - closed below
     server = subprocess.Popen(
         serve_command(settings, port),

@@ -19,7 +19,7 @@ import pytest
 import yaml
 from e2e_helpers import cli
 
-from dualengine import services
+from dualengine import endpoints
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -130,7 +130,7 @@ def serving(settings, root, params):
     path.write_text(yaml.safe_dump(params))
     env = os.environ | {
         "DUALENGINE_PARAMS_FILE": str(path),
-        "DUALENGINE_WEBHOOK_PORT": str(services.free_port()),
+        "DUALENGINE_WEBHOOK_PORT": str(endpoints.free_port()),
         "DUALENGINE_QUERY_LOG_URL": f"sqlite:///{root / 'queries.db'}",
     }
     os.environ.update({k: env[k] for k in ("DUALENGINE_PARAMS_FILE", "DUALENGINE_QUERY_LOG_URL")})

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from dualengine import object_store, postgres_server, services
+from dualengine import endpoints, object_store, postgres_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.slow]
 
@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.slow]
 def team_stack(stack, settings):
     if settings.mlflow_backend != "postgres":
         pytest.skip("runs with DUALENGINE_MLFLOW_BACKEND=postgres (`make test-team-stack`)")
-    return services.read_state(settings)
+    return endpoints.read_state(settings)
 
 
 def sql(settings, state, query, *args):
@@ -92,7 +92,7 @@ def test_alias_webhook_is_delivered_through_the_team_stack(team_stack, first_run
     from dualengine.webhook_receiver import PROMOTED, register_webhook, start_receiver
     from mlflow import MlflowClient
 
-    server = start_receiver(settings, services.free_port())
+    server = start_receiver(settings, endpoints.free_port())
     try:
         host, port = server.server_address[:2]
         register_webhook(settings, f"http://{host}:{port}/mlflow")

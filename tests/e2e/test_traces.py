@@ -7,7 +7,7 @@ import json
 import pytest
 from e2e_helpers import cli
 
-from dualengine import services
+from dualengine import endpoints
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -74,7 +74,7 @@ def test_a_dead_tracking_server_costs_the_trace_not_the_answer(first_run, settin
     from dualengine.api import engine_for
 
     live = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(f"http://127.0.0.1:{services.free_port()}")
+    mlflow.set_tracking_uri(f"http://127.0.0.1:{endpoints.free_port()}")
     try:
         engine = engine_for(settings, CopyingGenerator(), "copy", log_queries=False)
         try:

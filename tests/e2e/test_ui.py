@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from dualengine import services
+from dualengine import endpoints
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -50,7 +50,7 @@ def app_url(first_run, settings):
     from dualengine.webapp import create_app
 
     engine = engine_for(settings, CopyingGenerator(), "copy", caller="ui")
-    port = services.free_port()
+    port = endpoints.free_port()
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(settings, lambda: engine), host="127.0.0.1", port=port, log_level="warning"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from dualengine import services
+from dualengine import endpoints, processes, services
 from dualengine.settings import Settings
 
 
@@ -25,19 +25,19 @@ class OwnService:
     env: dict[str, str] = field(default_factory=dict)  # what the project's helpers read
 
     def environment(self) -> contextlib.AbstractContextManager[None]:
-        return services.temporary_environment(self.env)
+        return processes.temporary_environment(self.env)
 
     def pid(self) -> int:
-        return int(services.read_state(self.settings)[self.name]["pid"])
+        return int(endpoints.read_state(self.settings)[self.name]["pid"])
 
     def kill(self) -> None:
         """SIGKILL the process group, and wait until it is gone."""
         pid = self.pid()
         os.killpg(pid, signal.SIGKILL)
         deadline = time.monotonic() + 20
-        while services.pid_alive(pid) and time.monotonic() < deadline:
+        while processes.pid_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert not services.pid_alive(pid), f"{self.name} (pid {pid}) survived SIGKILL"
+        assert not processes.pid_alive(pid), f"{self.name} (pid {pid}) survived SIGKILL"
 
     def start(self) -> None:
         try:
@@ -50,8 +50,8 @@ class OwnService:
 
     def healthy(self) -> bool:
         with self.environment():
-            endpoints = services.resolve_endpoints(self.settings)
-        return services.is_healthy(services.health_url(self.name, endpoints))
+            found = endpoints.resolve_endpoints(self.settings)
+        return endpoints.is_healthy(endpoints.health_url(self.name, found))
 
     def stop(self) -> None:
         with self.environment():
@@ -76,8 +76,8 @@ def own_weaviate(settings, tmp_path, monkeypatch):
         own_settings(
             settings,
             tmp_path / "state",
-            weaviate_port=services.free_port(),
-            weaviate_grpc_port=services.free_port(),
+            weaviate_port=endpoints.free_port(),
+            weaviate_grpc_port=endpoints.free_port(),
         ),
     )
     try:
@@ -90,7 +90,7 @@ def own_weaviate(settings, tmp_path, monkeypatch):
 @pytest.fixture
 def own_mlflow(settings, tmp_path):
     """An MLflow server of this test only (its own SQLite store and port)."""
-    port = services.free_port()
+    port = endpoints.free_port()
     service = OwnService(
         "mlflow",
         own_settings(settings, tmp_path / "mlflow-state", mlflow_port=port),

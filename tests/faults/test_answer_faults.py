@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from dualengine import services
+from dualengine import endpoints
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.faults]
 
@@ -22,7 +22,7 @@ QUESTION = "What did the Normans' Viking ancestors raid before settling in Norma
 
 
 def test_ask_answers_with_prefect_down(first_run, settings):
-    dead = f"http://127.0.0.1:{services.free_port()}/api"  # nothing listens there
+    dead = f"http://127.0.0.1:{endpoints.free_port()}/api"  # nothing listens there
     env = dict(os.environ, PREFECT_API_URL=dead)
     out = subprocess.run(
         [sys.executable, "-m", "flows", "ask", QUESTION, "--group", "public", "--json"],
@@ -68,7 +68,7 @@ def test_served_model_stays_up_under_a_burst_of_bad_and_concurrent_requests(
 ):
     from dualengine.hybrid_model import serve_command, serve_env
 
-    port = services.free_port()
+    port = endpoints.free_port()
     log = open(tmp_path / "serve.log", "w")  # noqa: SIM115 - closed below
     server = subprocess.Popen(
         serve_command(settings, port),

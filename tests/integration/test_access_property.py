@@ -23,7 +23,7 @@ import httpx
 import pytest
 import yaml
 
-from dualengine import services
+from dualengine import endpoints
 
 pytestmark = pytest.mark.integration
 
@@ -163,7 +163,7 @@ def server(world):
     from dualengine.hybrid_model import serve_command, serve_env
 
     local, _, version, _ = world
-    port = services.free_port()
+    port = endpoints.free_port()
     log_path = local.state / "access-serve.log"
     log = open(log_path, "w")  # noqa: SIM115 - closed below
     process = subprocess.Popen(

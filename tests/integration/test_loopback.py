@@ -30,9 +30,9 @@ def listening_sockets(pid: int) -> list[tuple[str, str, int, int]]:
 
 
 def test_no_service_of_the_stack_listens_beyond_loopback(stack, settings):
-    from dualengine import services, weaviate_server
+    from dualengine import endpoints, services, weaviate_server
 
-    state = services.read_state(settings)
+    state = endpoints.read_state(settings)
     names = services.managed_names(settings)  # every node and store this stack started
     by_service = {name: listening_sockets(state[name]["pid"]) for name in names}
     assert all(by_service.values()), by_service  # every service was found listening
@@ -54,7 +54,7 @@ def test_no_service_of_the_stack_listens_beyond_loopback(stack, settings):
 
 
 def test_webhook_receiver_binds_loopback(settings):
-    from dualengine.services import free_port
+    from dualengine.endpoints import free_port
     from dualengine.webhook_receiver import start_receiver
 
     server = start_receiver(settings, port=free_port())

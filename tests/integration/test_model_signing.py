@@ -72,7 +72,7 @@ def test_signed_unsigned_copied_and_tampered_versions(signed_settings):
     with pytest.raises(ModelSignatureError, match="do not match"):
         serve_command(signed_settings, 5999, "champion")
 
-    from dualengine.services import mlflow_store
+    from dualengine.service_specs import mlflow_store
 
     pickles = [
         p

@@ -17,9 +17,9 @@ def _basic(user: str, password: str) -> dict[str, str]:
 
 
 def _creds(settings, stack):
-    from dualengine import services
+    from dualengine import endpoints
 
-    creds = services.client_credentials(settings, stack)
+    creds = endpoints.client_credentials(settings, stack)
     assert creds.weaviate_api_key and creds.mlflow_password and creds.prefect_auth_string
     return creds
 

@@ -24,10 +24,10 @@ def test_status_json_reports_all_three_healthy(stack):
 
 
 def test_up_is_idempotent(stack, settings):
-    from dualengine import services
+    from dualengine import endpoints, services
 
-    before = services.read_state(settings)
+    before = endpoints.read_state(settings)
     messages: list[str] = []
     services.up(settings, progress=messages.append)
     assert all("already running" in m for m in messages)
-    assert services.read_state(settings) == before
+    assert endpoints.read_state(settings) == before

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from dualengine import services
+from dualengine import endpoints, services
 from dualengine.models import embedding_model_path
 from dualengine.weaviate_client import connect
 from tasks import indexing
@@ -31,8 +31,8 @@ def cluster(settings, tmp_path_factory):
         update={
             "state_dir": tmp_path_factory.mktemp("cluster-state"),
             "weaviate_nodes": 3,
-            "weaviate_port": services.free_port(),
-            "weaviate_grpc_port": services.free_port(),
+            "weaviate_port": endpoints.free_port(),
+            "weaviate_grpc_port": endpoints.free_port(),
             "weaviate_consistency": None,  # the cluster default: QUORUM
         }
     )
@@ -111,7 +111,7 @@ def test_cluster_answers_at_quorum_through_a_node_loss(cluster, params):
         thread = threading.Thread(target=query_loop, daemon=True)
         thread.start()
         time.sleep(2)
-        victim = services.read_state(cluster)["weaviate-node3"]["pid"]
+        victim = endpoints.read_state(cluster)["weaviate-node3"]["pid"]
         os.kill(victim, signal.SIGKILL)
         before_kill_queries = done[0]
 

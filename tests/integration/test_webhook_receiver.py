@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from dualengine import services
+from dualengine import endpoints
 from tasks.webhooks import MAX_BODY_BYTES, sign
 
 pytestmark = pytest.mark.integration
@@ -22,7 +22,7 @@ def receiver(settings):
     from dualengine.webhook_receiver import start_receiver
 
     local = Settings(webhook_secret=SECRET)
-    server = start_receiver(local, port=services.free_port(), timeout_s=1.0)
+    server = start_receiver(local, port=endpoints.free_port(), timeout_s=1.0)
     yield server.server_address[1]
     server.shutdown()
     server.server_close()

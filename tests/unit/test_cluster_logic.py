@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from dualengine import object_store, services, weaviate_server
+from dualengine import endpoints, object_store, services, weaviate_server
 from dualengine.settings import Settings
 from tasks.indexing import replication_config, replication_factor
 
@@ -79,7 +79,7 @@ def test_later_commands_see_the_recorded_shape_unless_the_environment_sets_it(
     monkeypatch.delenv("DUALENGINE_WEAVIATE_NODES", raising=False)
     monkeypatch.delenv("DUALENGINE_MLFLOW_BACKEND", raising=False)
     settings = Settings(state_dir=tmp_path)
-    services.write_state(settings, {"shape": {"weaviate_nodes": 3, "mlflow_backend": "postgres"}})
+    endpoints.write_state(settings, {"shape": {"weaviate_nodes": 3, "mlflow_backend": "postgres"}})
     seen = services.with_recorded_shape(settings)
     assert (seen.weaviate_nodes, seen.mlflow_backend) == (3, "postgres")
     monkeypatch.setenv("DUALENGINE_WEAVIATE_NODES", "1")

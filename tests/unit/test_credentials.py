@@ -6,7 +6,7 @@ import stat
 
 import pytest
 
-from dualengine import credentials, services
+from dualengine import credentials, endpoints, service_specs
 from dualengine.settings import Settings
 from dualengine.weaviate_server import auth_environment, server_environment
 
@@ -94,13 +94,13 @@ def test_local_servers_use_configured_credentials_so_clients_agree(tmp_path, mon
     assert (local.mlflow_admin_username, local.mlflow_admin_password) == ("alice", "p%w")
     assert local.prefect_auth_string == "bob:pw2" and local.weaviate_api_key == "wk"
     parser = configparser.ConfigParser()
-    parser.read(services.mlflow_auth_config(settings))
+    parser.read(service_specs.mlflow_auth_config(settings))
     assert parser["mlflow"]["admin_password"] == "p%w"  # '%' survives interpolation
     (tmp_path / "mlflow-auth" / "basic_auth.db").write_text("users")
-    services.mlflow_auth_config(settings)
+    service_specs.mlflow_auth_config(settings)
     assert (tmp_path / "mlflow-auth" / "basic_auth.db").exists()  # same admin: kept
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "new")
-    services.mlflow_auth_config(Settings(state_dir=tmp_path))
+    service_specs.mlflow_auth_config(Settings(state_dir=tmp_path))
     assert not (tmp_path / "mlflow-auth" / "basic_auth.db").exists()  # other admin: replaced
 
 
@@ -176,7 +176,7 @@ def test_export_endpoints_hands_credentials_to_children(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "environ", dict(os.environ))
     settings = Settings(state_dir=tmp_path)
     local = credentials.local_secrets(settings)
-    services.export_endpoints(settings)
+    endpoints.export_endpoints(settings)
     assert os.environ["MLFLOW_TRACKING_PASSWORD"] == local.mlflow_admin_password
     assert os.environ["PREFECT_API_AUTH_STRING"] == local.prefect_auth_string
     assert os.environ["DUALENGINE_WEAVIATE_API_KEY"] == local.weaviate_api_key
@@ -184,7 +184,7 @@ def test_export_endpoints_hands_credentials_to_children(tmp_path, monkeypatch):
 
 def test_mlflow_auth_config_is_private_and_denies_by_default(tmp_path, open_umask):
     settings = Settings(state_dir=tmp_path)
-    path = services.mlflow_auth_config(settings)
+    path = service_specs.mlflow_auth_config(settings)
     text = path.read_text()
     assert _mode(path) == 0o600 and _mode(path.parent) == 0o700
     assert "default_permission = NO_PERMISSIONS" in text
@@ -196,7 +196,7 @@ def test_mlflow_server_runs_the_basic_auth_app_with_generated_keys(tmp_path, mon
     monkeypatch.delenv("MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY", raising=False)
     monkeypatch.setenv("DUALENGINE_MLFLOW_STORE", str(tmp_path / "store"))
     settings = Settings(state_dir=tmp_path / "state")
-    command, env, _ = services._mlflow_spec(settings)
+    command, env, _ = service_specs._mlflow_spec(settings)
     assert command[command.index("--app-name") + 1] == "basic-auth"
     assert command[command.index("--host") + 1] == "127.0.0.1"
     local = credentials.local_secrets(settings)
@@ -206,7 +206,7 @@ def test_mlflow_server_runs_the_basic_auth_app_with_generated_keys(tmp_path, mon
 
 def test_prefect_server_requires_the_auth_string(tmp_path):
     settings = Settings(state_dir=tmp_path)
-    _, env, _ = services._prefect_spec(settings)
+    _, env, _ = service_specs._prefect_spec(settings)
     assert (
         env["PREFECT_SERVER_API_AUTH_STRING"]
         == credentials.local_secrets(settings).prefect_auth_string

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from dualengine import services
+from dualengine import endpoints, processes, services
 from dualengine.settings import Settings
 
 
@@ -20,9 +20,9 @@ def sleeper():
 
 
 def _record(settings: Settings, process, **changes) -> None:
-    identity = services.process_identity(process.pid)
+    identity = processes.process_identity(process.pid)
     info = {"pid": process.pid, "program": "sleep", "start_ticks": identity["start_ticks"]}
-    services.write_state(settings, {"weaviate": info | changes})
+    endpoints.write_state(settings, {"weaviate": info | changes})
 
 
 def _wait_gone(process, seconds: float = 10) -> bool:
@@ -35,9 +35,9 @@ def _wait_gone(process, seconds: float = 10) -> bool:
 
 
 def test_identity_reads_start_time_and_command_line(sleeper):
-    identity = services.process_identity(sleeper.pid)
+    identity = processes.process_identity(sleeper.pid)
     assert identity["cmdline"] == ["sleep", "60"] and identity["start_ticks"] > 0
-    assert services.process_identity(None) is None
+    assert processes.process_identity(None) is None
 
 
 def test_down_stops_the_process_it_started(tmp_path, sleeper):
@@ -46,18 +46,18 @@ def test_down_stops_the_process_it_started(tmp_path, sleeper):
     messages: list[str] = []
     services.down(settings, progress=messages.append)
     assert _wait_gone(sleeper) and messages == ["weaviate: stopped"]
-    assert services.read_state(settings)["weaviate"]["pid"] is None
+    assert endpoints.read_state(settings)["weaviate"]["pid"] is None
 
 
 def test_down_leaves_a_reused_pid_alone(tmp_path, sleeper):
     settings = Settings(state_dir=tmp_path)
-    start = services.process_identity(sleeper.pid)["start_ticks"]
+    start = processes.process_identity(sleeper.pid)["start_ticks"]
     _record(settings, sleeper, start_ticks=start - 1)  # as if our process had died earlier
     messages: list[str] = []
     services.down(settings, progress=messages.append)
     assert sleeper.poll() is None, "a process that is not ours was killed"
     assert "PID was reused" in messages[0] and "not stopped" in messages[0]
-    assert services.read_state(settings)["weaviate"]["pid"] is None  # forgotten, not killed
+    assert endpoints.read_state(settings)["weaviate"]["pid"] is None  # forgotten, not killed
 
 
 def test_down_leaves_another_program_alone(tmp_path, sleeper):
@@ -71,8 +71,8 @@ def test_down_leaves_another_program_alone(tmp_path, sleeper):
 
 def test_legacy_record_without_start_time_needs_the_service_name(tmp_path, sleeper):
     settings = Settings(state_dir=tmp_path)
-    services.write_state(settings, {"weaviate": {"pid": sleeper.pid}})
-    reason = services.not_ours({"pid": sleeper.pid}, "weaviate")
+    endpoints.write_state(settings, {"weaviate": {"pid": sleeper.pid}})
+    reason = processes.not_ours({"pid": sleeper.pid}, "weaviate")
     assert reason and "not weaviate" in reason
     services.down(settings, progress=lambda m: None)
     assert sleeper.poll() is None
@@ -82,7 +82,7 @@ def test_down_with_a_dead_pid_is_quiet(tmp_path):
     settings = Settings(state_dir=tmp_path)
     process = subprocess.Popen(["true"], start_new_session=True)
     process.wait()
-    services.write_state(settings, {"mlflow": {"pid": process.pid, "start_ticks": 1}})
+    endpoints.write_state(settings, {"mlflow": {"pid": process.pid, "start_ticks": 1}})
     messages: list[str] = []
     services.down(settings, progress=messages.append)
     assert messages == ["mlflow: stopped"]

@@ -8,7 +8,7 @@ import sqlite3
 import pytest
 import sqlalchemy as sa
 
-from dualengine import services
+from dualengine import endpoints
 from tasks import tracing_steps
 from tasks.feedback import FeedbackError, parse_rating
 from tasks.golden import GoldenSet, candidate
@@ -20,7 +20,7 @@ TRACE = "tr-" + "0123456789abcdef" * 2
 
 
 def dead_uri() -> str:
-    return f"http://127.0.0.1:{services.free_port()}"
+    return f"http://127.0.0.1:{endpoints.free_port()}"
 
 
 def test_a_dead_tracking_server_gives_an_untraced_scope_quickly(monkeypatch):
