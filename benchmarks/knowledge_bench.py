@@ -60,7 +60,7 @@ def main() -> None:
 def run(settings, n_queries: int) -> dict:
     from dualengine.models import embedding_model_id, embedding_model_path
     from dualengine.weaviate_client import weaviate_client
-    from tasks import indexing
+    from tasks import index_store, index_versions, indexing
     from tasks.chunking import chunking_identity, tokenizer_json
     from tasks.data import read_jsonl, sample_corpora, sample_eval_sets
     from tasks.embedding import embed_query, embed_texts, load_embedder
@@ -100,7 +100,7 @@ def run(settings, n_queries: int) -> dict:
             if doc["id"] in changed_ids:
                 doc["text"] += " This sentence was added by the P2 benchmark."
         plan = indexing.plan_incremental(
-            indexing.live_documents(client.collections.get(full.collection)), edited
+            index_store.live_documents(client.collections.get(full.collection)), edited
         )
         incremental = reindex(client, edited, "bench-v2", spec, params)
 
@@ -124,7 +124,7 @@ def run(settings, n_queries: int) -> dict:
             latencies.append((time.perf_counter() - t0) * 1000)
         modes = {"bm25": 0.0, "vector": 1.0, "hybrid": float(params["retrieval"]["alpha"])}
         quality = evaluate_collection(client, "BenchPassages", eval_sets, spec, modes, groups)
-        for version in indexing.list_versions(client, "BenchPassages"):
+        for version in index_versions.list_versions(client, "BenchPassages"):
             if client.alias.exists(alias_name="BenchPassages"):
                 client.alias.delete(alias_name="BenchPassages")
             client.collections.delete(version["collection"])

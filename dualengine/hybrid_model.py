@@ -138,7 +138,7 @@ def register_hybrid(
     from dualengine.model_signing import SIGNATURE_TAG, download_signed
     from dualengine.weaviate_client import weaviate_client
     from tasks import registry, tracking
-    from tasks.indexing import alias_target
+    from tasks.index_versions import alias_target
 
     params = settings.params()
     name = params["registry"]["hybrid_model_name"]

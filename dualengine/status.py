@@ -60,7 +60,8 @@ def _query_log(settings: Settings) -> dict[str, Any]:
 
 def _live_index(settings: Settings) -> dict[str, Any]:
     from dualengine.weaviate_client import weaviate_client
-    from tasks.indexing import alias_target, collection_count, read_manifest
+    from tasks.index_store import collection_count
+    from tasks.index_versions import alias_target, read_manifest
 
     alias = settings.params()["index"]["alias"]
     with weaviate_client(settings) as client:

@@ -40,7 +40,7 @@ def evaluate_flow(
     from dualengine.weaviate_client import weaviate_client
     from tasks import score_cache
     from tasks.attribution import conflict_rate, diagnose, gaps, table_rows
-    from tasks.indexing import live_collection
+    from tasks.index_versions import live_collection
 
     settings = Settings(**({"profile": profile} if profile else {}))
     params = settings.params()

@@ -16,7 +16,7 @@ from flows.steps import serving as serving_steps
 
 def live_index_info(settings: Settings) -> dict[str, Any]:
     from dualengine.weaviate_client import weaviate_client
-    from tasks.indexing import live_collection, read_manifest
+    from tasks.index_versions import live_collection, read_manifest
 
     with weaviate_client(settings) as client:
         live = live_collection(client, settings.params()["index"]["alias"])

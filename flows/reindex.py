@@ -46,7 +46,7 @@ def evaluate_retrieval_flow(limit: int | None = None) -> dict[str, Any]:
 def rollback_index_flow() -> dict[str, str]:
     """Point the index alias back at the version built before the live one."""
     from dualengine.weaviate_client import weaviate_client
-    from tasks.indexing import rollback
+    from tasks.index_versions import rollback
 
     settings = Settings()
     index = settings.params()["index"]

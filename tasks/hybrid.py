@@ -231,7 +231,7 @@ class HybridEngine:
         groups: list[str],
         conflict_check: bool | None,
     ) -> HybridAnswer:
-        from tasks.indexing import alias_target
+        from tasks.index_versions import alias_target
 
         check = self.config.conflict_check if conflict_check is None else conflict_check
         started = time.perf_counter()

@@ -7,7 +7,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from tasks import indexing
+from tasks import index_store, index_versions, indexing
 from tasks.chunking import chunking_identity, tokenizer_json
 
 if TYPE_CHECKING:
@@ -147,9 +147,11 @@ def reindex(
         embedding=embedding,
         index=index_params,
     )
-    live = indexing.alias_target(client, index_params["alias"])
-    indexing.remove_unfinished(client, index_params["alias"], index_params["collection_prefix"])
-    live_manifest = indexing.read_manifest(client, live) if live else {}
+    live = index_versions.alias_target(client, index_params["alias"])
+    index_versions.remove_unfinished(
+        client, index_params["alias"], index_params["collection_prefix"]
+    )
+    live_manifest = index_versions.read_manifest(client, live) if live else {}
     compatible = (
         live_manifest.get("embedding_model") == embedding.identity
         and live_manifest.get("chunking") == job.chunking
@@ -180,7 +182,7 @@ def _incremental(
 ) -> ReindexResult:
     collection = client.collections.get(live)
     docs, data_version = job.docs, job.data_version
-    existing = indexing.live_documents(collection)
+    existing = index_store.live_documents(collection)
     expected = indexing.expected_object_ids(
         indexing.chunk_corpus(docs, job.tokenizer, job.chunking)
     )
@@ -188,7 +190,7 @@ def _incremental(
     indexing.check_deletions(
         plan, existing, float(job.index.get("max_delete_fraction", 0.25)), allow_mass_delete
     )
-    upserted, deleted = indexing.apply_incremental(
+    upserted, deleted = index_store.apply_incremental(
         client, live, plan, docs, job.tokenizer, job.chunking, job.embedding.embed
     )
     manifest = dict(live_manifest)
@@ -196,12 +198,12 @@ def _incremental(
         manifest.update(
             data_version=data_version,
             documents=len(docs),
-            objects=indexing.collection_count(client, live),
+            objects=index_store.collection_count(client, live),
             updated_at=indexing.now_iso(),
             corpus_hash=job.corpus,
             complete=True,
         )
-        indexing.write_manifest(client, indexing.Manifest(**manifest))
+        index_versions.write_manifest(client, indexing.Manifest(**manifest))
     return ReindexResult(
         mode="incremental",
         alias=manifest["alias"],
@@ -226,11 +228,11 @@ def _blue_green(client, job: _Job, live: str | None, eval_sets) -> ReindexResult
     version = indexing.index_version(corpus, embedding.identity, chunking)
     name = indexing.collection_name(prefix, version)
     chunks = indexing.chunk_corpus(docs, job.tokenizer, chunking)
-    existing = indexing.read_manifest(client, name) if client.collections.exists(name) else {}
+    existing = index_versions.read_manifest(client, name) if client.collections.exists(name) else {}
     reusable = (
         indexing.is_complete(existing)
         and existing.get("corpus_hash") == corpus
-        and indexing.collection_count(client, name) == len(chunks)
+        and index_store.collection_count(client, name) == len(chunks)
     )
     if name == live and not reusable:  # never rebuild the live collection in place
         name = f"{name}_{int(time.time())}"
@@ -250,7 +252,7 @@ def _blue_green(client, job: _Job, live: str | None, eval_sets) -> ReindexResult
         corpus_hash=corpus,
     )
     if not reusable:
-        indexing.build_collection(client, manifest, chunks, embedding.embed)
+        index_store.build_collection(client, manifest, chunks, embedding.embed)
     gate: dict[str, Any] = {"passed": True, "reason": "no live index to compare with"}
     metric, margin = index_params["gate_metric"], float(index_params["gate_margin"])
     if eval_sets:
@@ -278,17 +280,19 @@ def _blue_green(client, job: _Job, live: str | None, eval_sets) -> ReindexResult
                 f"{'>=' if passed else '<'} live {live_score:.4f} - {margin}",
             }
     manifest.complete = True  # written last: only now is this build a version
-    indexing.write_manifest(client, manifest)
+    index_versions.write_manifest(client, manifest)
     if gate["passed"]:
-        indexing.point_alias(client, alias, name)
-        pruned = indexing.prune_versions(client, alias, prefix, int(index_params["keep_versions"]))
+        index_versions.point_alias(client, alias, name)
+        pruned = index_versions.prune_versions(
+            client, alias, prefix, int(index_params["keep_versions"])
+        )
         mode = "reused" if reusable else "rebuilt"
     else:
         pruned, mode = [], "refused"
     return ReindexResult(
         mode=mode,
         alias=alias,
-        live_collection=indexing.alias_target(client, alias),
+        live_collection=index_versions.alias_target(client, alias),
         collection=name,
         data_version=data_version,
         documents=len(docs),

@@ -474,7 +474,7 @@ def base_score_key(
     """What the base model's gate scores depend on: its weights, the held-out set, the index
     version, the questions with their three contexts, and the scoring parameters."""
     from dualengine.weaviate_client import weaviate_client
-    from tasks.indexing import alias_target
+    from tasks.index_versions import alias_target
     from tasks.score_cache import digest, model_digest
 
     params = settings.params()

@@ -79,7 +79,9 @@ def knowledge_signals(
 ) -> tuple[list[Signal], dict[str, Any]]:
     """Staleness, golden recall vs promotion, low-score share, query-vs-corpus distance."""
     from tasks.corpus_quality import quarantine
-    from tasks.indexing import live_collection, live_documents, plan_incremental, read_manifest
+    from tasks.index_store import live_documents
+    from tasks.index_versions import live_collection, read_manifest
+    from tasks.indexing import plan_incremental
     from tasks.knowledge import evaluate_collection
 
     params = settings.params()

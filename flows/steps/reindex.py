@@ -239,7 +239,7 @@ def evaluate_retrieval_step(settings: Settings, limit: int | None = None) -> dic
     eval_sets = load_eval_sets(settings, limit)
     started = time.perf_counter()
     with weaviate_client(settings) as client:
-        from tasks.indexing import live_collection, read_manifest
+        from tasks.index_versions import live_collection, read_manifest
 
         live = live_collection(client, params["index"]["alias"])
         manifest = read_manifest(client, live)

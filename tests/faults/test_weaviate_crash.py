@@ -14,7 +14,7 @@ import pytest
 
 from dualengine.models import embedding_model_path
 from dualengine.weaviate_client import weaviate_client
-from tasks import indexing
+from tasks import index_store, index_versions, indexing
 from tasks.chunking import chunking_identity, tokenizer_json
 from tasks.knowledge import EmbeddingSpec, reindex
 
@@ -81,7 +81,7 @@ def planned(docs, settings, params) -> dict[str, str]:
 
 def assert_converged(client, docs, settings, params) -> str:
     """Live collection == plan: 0 duplicates, 0 orphans, 0 missing chunks; returns it."""
-    live = indexing.alias_target(client, ALIAS)
+    live = index_versions.alias_target(client, ALIAS)
     want = planned(docs, settings, params)
     rows = [
         (str(o.uuid), o.properties["passage_id"])
@@ -92,7 +92,7 @@ def assert_converged(client, docs, settings, params) -> str:
     assert duplicates == []
     assert have - set(want) == set(), "orphans"
     assert set(want) - have == set(), "missing chunks"
-    assert indexing.collection_count(client, live) == len(want)
+    assert index_store.collection_count(client, live) == len(want)
     return live
 
 
@@ -117,12 +117,12 @@ def test_kill_mid_full_rebuild_then_rerun_converges(own_weaviate, settings, para
             if n.startswith(ALIAS + "_") and n != first.collection
         ]
         assert leftovers, "the kill left no partial build to clean up"
-        assert not indexing.is_complete(indexing.read_manifest(client, leftovers[0]))
-        versions = [v["collection"] for v in indexing.list_versions(client, ALIAS)]
+        assert not indexing.is_complete(index_versions.read_manifest(client, leftovers[0]))
+        versions = [v["collection"] for v in index_versions.list_versions(client, ALIAS)]
         assert versions == [first.collection]  # the partial build is not a version
         with pytest.raises(LookupError):
-            indexing.rollback(client, ALIAS, ALIAS)
-        assert indexing.alias_target(client, ALIAS) == first.collection
+            index_versions.rollback(client, ALIAS, ALIAS)
+        assert index_versions.alias_target(client, ALIAS) == first.collection
         assert_converged(client, docs, settings, params)  # the live index was never touched
 
         again = reindex(client, edited, "v2", spec(settings), params, full=True)
@@ -151,7 +151,7 @@ def test_kill_mid_incremental_then_rerun_converges(own_weaviate, settings, param
     own_weaviate.start()
 
     # 2. killed after every upsert, before any stale object is deleted (half-updated docs)
-    real_delete = indexing.delete_objects
+    real_delete = index_store.delete_objects
 
     def kill_then_delete(collection, object_ids, batch=500):
         own_weaviate.kill()
@@ -163,8 +163,8 @@ def test_kill_mid_incremental_then_rerun_converges(own_weaviate, settings, param
     monkeypatch.setattr(indexing, "delete_objects", real_delete)
     own_weaviate.start()
     with weaviate_client(own_weaviate.settings) as client:
-        mixed = indexing.live_documents(
-            client.collections.get(indexing.alias_target(client, ALIAS))
+        mixed = index_store.live_documents(
+            client.collections.get(index_versions.alias_target(client, ALIAS))
         )
         assert sorted(d for d, (h, _) in mixed.items() if h == indexing.MIXED) == changed
 

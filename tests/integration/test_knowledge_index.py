@@ -9,7 +9,7 @@ import pytest
 
 from dualengine.models import embedding_model_path
 from dualengine.resolve import AccessGroupsError
-from tasks import indexing
+from tasks import index_versions, indexing
 from tasks.chunking import chunking_identity, tokenizer_json
 from tasks.embedding import embed_texts
 from tasks.knowledge import EmbeddingSpec, reindex
@@ -136,7 +136,7 @@ def test_incremental_reindex_changes_exactly_the_affected_objects(fresh, spec, p
     after = object_ids(fresh, live)
     assert after == expected_ids(edited, spec, params)
     assert before - after == stale
-    assert indexing.read_manifest(fresh, live)["data_version"] == "v2"
+    assert index_versions.read_manifest(fresh, live)["data_version"] == "v2"
 
 
 def test_blue_green_rebuild_keeps_answering_swaps_and_rolls_back(fresh, spec, params):
@@ -169,12 +169,12 @@ def test_blue_green_rebuild_keeps_answering_swaps_and_rolls_back(fresh, spec, pa
     assert errors == [] and answered[0] > 0
     assert second.mode == "rebuilt" and second.gate["passed"]
     assert second.collection != first.collection
-    assert indexing.alias_target(fresh, ALIAS) == second.collection
+    assert index_versions.alias_target(fresh, ALIAS) == second.collection
 
-    assert indexing.rollback(fresh, ALIAS, ALIAS) == (second.collection, first.collection)
-    assert indexing.alias_target(fresh, ALIAS) == first.collection
+    assert index_versions.rollback(fresh, ALIAS, ALIAS) == (second.collection, first.collection)
+    assert index_versions.alias_target(fresh, ALIAS) == first.collection
     with pytest.raises(LookupError):
-        indexing.rollback(fresh, ALIAS, ALIAS)
+        index_versions.rollback(fresh, ALIAS, ALIAS)
 
 
 def test_gate_refuses_a_worse_index_and_old_versions_are_pruned(fresh, spec, params):
@@ -185,13 +185,13 @@ def test_gate_refuses_a_worse_index_and_old_versions_are_pruned(fresh, spec, par
     refused = reindex(fresh, damaged, "v2", spec, params, full=True, eval_sets={"t": items})
     assert refused.mode == "refused" and not refused.gate["passed"]
     assert refused.gate["candidate"] < refused.gate["live"] - params["index"]["gate_margin"]
-    assert indexing.alias_target(fresh, ALIAS) == first.collection
+    assert index_versions.alias_target(fresh, ALIAS) == first.collection
 
     extra = copy.deepcopy(docs)
     extra[3]["text"] += " More."
     third = reindex(fresh, extra, "v3", spec, params, full=True, eval_sets={"t": items})
     assert third.gate["passed"] and third.pruned  # keep_versions = 2
-    names = [v["collection"] for v in indexing.list_versions(fresh, ALIAS)]
+    names = [v["collection"] for v in index_versions.list_versions(fresh, ALIAS)]
     assert len(names) == 2 and third.collection in names
 
 

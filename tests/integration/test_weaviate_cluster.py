@@ -13,7 +13,7 @@ import pytest
 from dualengine import endpoints, services
 from dualengine.models import embedding_model_path
 from dualengine.weaviate_client import connect
-from tasks import indexing
+from tasks import index_store
 from tasks.embedding import embed_texts
 from tasks.knowledge import EmbeddingSpec, reindex
 from tasks.retrieval import hybrid_search
@@ -127,7 +127,7 @@ def test_cluster_answers_at_quorum_through_a_node_loss(cluster, params):
         assert not failures, f"{len(failures)} of {done[0]} queries failed: {failures[:3]}"
         assert done[0] > before_kill_queries + 5, "queries did not run while the node was down"
 
-        expected = indexing.collection_count(client, live)
+        expected = index_store.collection_count(client, live)
         deadline = time.monotonic() + 180
         while (counts := per_node_counts(client, live)) != dict.fromkeys(counts, expected):
             assert time.monotonic() < deadline, f"node counts {counts}, expected {expected}"

@@ -7,7 +7,7 @@ import pytest
 
 from dualengine import endpoints, object_store, services, weaviate_server
 from dualengine.settings import Settings
-from tasks.indexing import replication_config, replication_factor
+from tasks.index_store import replication_config, replication_factor
 
 
 def node_env(index, nodes=3, base=30000):
@@ -107,9 +107,9 @@ def test_schema_calls_wait_out_a_leader_election_but_not_a_client_error(monkeypa
     import httpx
     from weaviate.exceptions import UnexpectedStatusCodeError
 
-    from tasks import indexing
+    from tasks import index_versions
 
-    monkeypatch.setattr(indexing.time, "sleep", lambda s: None)
+    monkeypatch.setattr(index_versions.time, "sleep", lambda s: None)
 
     def failing(status, times):
         calls = []
@@ -125,11 +125,11 @@ def test_schema_calls_wait_out_a_leader_election_but_not_a_client_error(monkeypa
         return call, calls
 
     call, calls = failing(500, 2)
-    assert indexing.through_leader(call) == "ok" and len(calls) == 3
+    assert index_versions.through_leader(call) == "ok" and len(calls) == 3
     call, calls = failing(404, 1)
     with pytest.raises(UnexpectedStatusCodeError):
-        indexing.through_leader(call)
+        index_versions.through_leader(call)
     assert len(calls) == 1
     call, calls = failing(503, 10**6)
     with pytest.raises(UnexpectedStatusCodeError):
-        indexing.through_leader(call, wait=0.0)
+        index_versions.through_leader(call, wait=0.0)

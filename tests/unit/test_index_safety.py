@@ -7,6 +7,7 @@ import pytest
 
 from dualengine.models import embedding_model_path
 from tasks.chunking import tokenizer_json
+from tasks.index_store import live_documents
 from tasks.indexing import (
     MIXED,
     IndexSafetyError,
@@ -15,7 +16,6 @@ from tasks.indexing import (
     document_hash,
     expected_object_ids,
     is_complete,
-    live_documents,
     plan_incremental,
 )
 
