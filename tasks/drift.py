@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 
 OK, WARN, DEGRADED, INSUFFICIENT = "ok", "warn", "degraded", "insufficient-data"
-SEVERITY = {INSUFFICIENT: 0, OK: 0, WARN: 1, DEGRADED: 2}
 
 
 @dataclass
@@ -46,10 +45,6 @@ def classify(
     if value >= warn:
         return WARN
     return OK
-
-
-def worst(statuses: list[str]) -> str:
-    return max(statuses, key=lambda s: SEVERITY[s], default=OK) if statuses else OK
 
 
 def _subsample(x: np.ndarray, cap: int, rng: np.random.Generator) -> np.ndarray:
