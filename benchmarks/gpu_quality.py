@@ -268,20 +268,9 @@ def gold_in_retrieved(item: dict[str, Any]) -> bool:
 
 def answer_all(generator, system: str, questions, contexts, max_new_tokens: int, batch: int):
     """Raw first-line replies, in batches of similar prompt length (less padding)."""
-    order = sorted(range(len(questions)), key=lambda i: sum(len(p["text"]) for p in contexts[i]))
-    replies: list[str] = [""] * len(questions)
-    for start in range(0, len(order), batch):
-        part = order[start : start + batch]
-        out = generator.answer_batch(
-            system,
-            [questions[i] for i in part],
-            [contexts[i] for i in part],
-            max_new_tokens,
-            raw=True,
-        )
-        for i, text in zip(part, out, strict=True):
-            replies[i] = text
-    return replies
+    return generator.answer_many(
+        system, questions, contexts, max_new_tokens, raw=True, batch_size=batch
+    )
 
 
 def score(generator, params: dict[str, Any], items, max_new_tokens: int, batch: int):

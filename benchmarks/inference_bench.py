@@ -99,7 +99,7 @@ def main() -> None:
     for i in range(min(args.single, len(items))):
         for mode in ("none", "int8") if i % 2 == 0 else ("int8", "none"):
             started = time.perf_counter()
-            gens[mode].answer_batch(system, questions[i : i + 1], contexts[i : i + 1], new)
+            gens[mode].answer_many(system, questions[i : i + 1], contexts[i : i + 1], new)
             single[mode].append(time.perf_counter() - started)
     answers, seconds = {}, {}
     for mode in ("none", "int8"):

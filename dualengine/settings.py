@@ -24,6 +24,16 @@ def default_cache_dir() -> Path:
     return Path(base) / "dualengine"
 
 
+def _credential(name: str, client_variable: str, description: str | None = None) -> Any:
+    """An optional credential read from DUALENGINE_<NAME>, else from the client library's own
+    variable (MLflow's or Prefect's), so either spelling configures it."""
+    return Field(
+        default=None,
+        validation_alias=AliasChoices(f"DUALENGINE_{name.upper()}", client_variable),
+        description=description,
+    )
+
+
 class Settings(BaseSettings):
     """Runtime settings; every field can be set as DUALENGINE_<FIELD> in the environment."""
 
@@ -66,19 +76,16 @@ class Settings(BaseSettings):
     mlflow_port: int = 5000
     weaviate_port: int = 8080
 
-    mlflow_username: str | None = Field(
-        default=None,
-        validation_alias=AliasChoices("DUALENGINE_MLFLOW_USERNAME", "MLFLOW_TRACKING_USERNAME"),
-        description="MLflow basic-auth user; default: the local server's generated admin",
+    mlflow_username: str | None = _credential(
+        "mlflow_username",
+        "MLFLOW_TRACKING_USERNAME",
+        "MLflow basic-auth user; default: the local server's generated admin",
     )
-    mlflow_password: str | None = Field(
-        default=None,
-        validation_alias=AliasChoices("DUALENGINE_MLFLOW_PASSWORD", "MLFLOW_TRACKING_PASSWORD"),
-    )
-    prefect_auth_string: str | None = Field(
-        default=None,
-        validation_alias=AliasChoices("DUALENGINE_PREFECT_AUTH_STRING", "PREFECT_API_AUTH_STRING"),
-        description="user:password of the Prefect API; default: the local server's generated one",
+    mlflow_password: str | None = _credential("mlflow_password", "MLFLOW_TRACKING_PASSWORD")
+    prefect_auth_string: str | None = _credential(
+        "prefect_auth_string",
+        "PREFECT_API_AUTH_STRING",
+        "user:password of the Prefect API; default: the local server's generated one",
     )
     model_signing_key: str | None = Field(
         default=None,

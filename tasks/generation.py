@@ -91,19 +91,6 @@ class Generator:
         self.last_usage = usage
         return [finish(t, raw) for t in texts]
 
-    def answer_batch(
-        self,
-        system: str,
-        questions: list[str],
-        contexts: list[list[dict[str, Any]]],
-        max_new_tokens: int,
-        raw: bool = False,
-    ) -> list[str]:
-        """Greedy answers for the given questions as one batch."""
-        return self.answer_many(
-            system, questions, contexts, max_new_tokens, raw, batch_size=max(1, len(questions))
-        )
-
     def answer_with_nll(
         self,
         system: str,

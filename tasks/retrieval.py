@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -115,47 +116,48 @@ def doc_ranking(passage_ids: list[str]) -> list[str]:
     return list(seen)
 
 
-def recall_at_k(retrieved: list[list[str]], relevant: list[list[str]], k: int) -> float:
-    """Mean share of each query's relevant documents found among its top-k documents."""
+def _mean_over_queries(
+    retrieved: list[list[str]],
+    relevant: list[list[str]],
+    k: int,
+    score: Callable[[list[str], set[str]], float],
+) -> float:
+    """Mean of `score(top-k documents, relevant documents)` over the queries (0.0 for none)."""
     if not retrieved:
         return 0.0
-    total = 0.0
-    for got, want in zip(retrieved, relevant, strict=True):
-        top = set(doc_ranking(got)[:k])
-        total += len(top & set(want)) / max(len(set(want)), 1)
-    return total / len(retrieved)
+    pairs = zip(retrieved, relevant, strict=True)
+    return sum(score(doc_ranking(got)[:k], set(want)) for got, want in pairs) / len(retrieved)
+
+
+def recall_at_k(retrieved: list[list[str]], relevant: list[list[str]], k: int) -> float:
+    """Mean share of each query's relevant documents found among its top-k documents."""
+
+    def recall(top: list[str], wanted: set[str]) -> float:
+        return len(set(top) & wanted) / max(len(wanted), 1)
+
+    return _mean_over_queries(retrieved, relevant, k, recall)
 
 
 def mrr_at_k(retrieved: list[list[str]], relevant: list[list[str]], k: int) -> float:
     """Mean reciprocal rank of the first relevant document within the top k."""
-    if not retrieved:
-        return 0.0
-    total = 0.0
-    for got, want in zip(retrieved, relevant, strict=True):
-        for rank, doc in enumerate(doc_ranking(got)[:k], start=1):
-            if doc in set(want):
-                total += 1.0 / rank
-                break
-    return total / len(retrieved)
+
+    def reciprocal_rank(top: list[str], wanted: set[str]) -> float:
+        return next((1.0 / rank for rank, doc in enumerate(top, start=1) if doc in wanted), 0.0)
+
+    return _mean_over_queries(retrieved, relevant, k, reciprocal_rank)
 
 
 def ndcg_at_k(retrieved: list[list[str]], relevant: list[list[str]], k: int) -> float:
     """Binary-relevance nDCG over documents."""
     import math
 
-    if not retrieved:
-        return 0.0
-    total = 0.0
-    for got, want in zip(retrieved, relevant, strict=True):
-        wanted = set(want)
-        dcg = sum(
-            1.0 / math.log2(rank + 1)
-            for rank, doc in enumerate(doc_ranking(got)[:k], start=1)
-            if doc in wanted
-        )
+    def ndcg(top: list[str], wanted: set[str]) -> float:
+        hits = [rank for rank, doc in enumerate(top, start=1) if doc in wanted]
+        dcg = sum(1.0 / math.log2(rank + 1) for rank in hits)
         ideal = sum(1.0 / math.log2(rank + 1) for rank in range(1, min(len(wanted), k) + 1))
-        total += dcg / ideal if ideal else 0.0
-    return total / len(retrieved)
+        return dcg / ideal if ideal else 0.0
+
+    return _mean_over_queries(retrieved, relevant, k, ndcg)
 
 
 def retrieval_metrics(retrieved: list[list[str]], relevant: list[list[str]]) -> dict[str, float]:

@@ -17,7 +17,7 @@ from prefect.cache_policies import NO_CACHE
 from dualengine.models import embedding_model_path
 from dualengine.settings import Settings
 from dualengine.weaviate_client import weaviate_client
-from flows.steps.reindex import embedding_spec, load_eval_sets
+from flows.steps.reindex import evaluate_live, load_eval_sets
 from tasks import monitoring
 from tasks.data import file_digest, files_version, read_jsonl, sample_dataset_paths
 from tasks.drift import DEGRADED, Signal
@@ -80,9 +80,7 @@ def knowledge_signals(
     """Staleness, golden recall vs promotion, low-score share, query-vs-corpus distance."""
     from tasks.corpus_quality import quarantine
     from tasks.index_store import live_documents
-    from tasks.index_versions import live_collection, read_manifest
     from tasks.indexing import plan_incremental
-    from tasks.knowledge import evaluate_collection
 
     params = settings.params()
     rules, k_rules = params["monitor"], params["monitor"]["knowledge"]
@@ -92,19 +90,10 @@ def knowledge_signals(
     valid, _ = quarantine(docs, params["validation"])
     data_version = files_version({k: Path(v) for k, v in corpora.items()})
     with weaviate_client(settings) as client:
-        live = live_collection(client, params["index"]["alias"])
-        manifest = read_manifest(client, live)
-        plan = plan_incremental(live_documents(client.collections.get(live)), valid)
         eval_sets = load_eval_sets(settings, int(rules["golden_questions"]))
         modes = {"hybrid": float(params["retrieval"]["alpha"])}
-        report = evaluate_collection(
-            client,
-            live,
-            eval_sets,
-            embedding_spec(settings),
-            modes,
-            params["retrieval"]["evaluation_groups"],
-        )
+        live, manifest, report = evaluate_live(settings, client, eval_sets, modes)
+        plan = plan_incremental(live_documents(client.collections.get(live)), valid)
         golden_questions = [q["question"] for items in eval_sets.values() for q in items]
         golden = golden_similarities(settings, client, live, golden_questions)
     metric = params["index"]["gate_metric"]

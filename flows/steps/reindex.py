@@ -229,6 +229,21 @@ def reindex_markdown(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def evaluate_live(
+    settings: Settings, client, eval_sets: dict[str, list[dict[str, Any]]], modes: dict[str, float]
+) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """The live collection, its manifest and its retrieval quality on the eval sets (per set,
+    per mode) for the evaluation groups; LookupError when there is no live index."""
+    from tasks.index_versions import live_collection, read_manifest
+
+    params = settings.params()
+    live = live_collection(client, params["index"]["alias"])
+    manifest = read_manifest(client, live)
+    groups = params["retrieval"]["evaluation_groups"]
+    report = evaluate_collection(client, live, eval_sets, embedding_spec(settings), modes, groups)
+    return live, manifest, report
+
+
 @task(name="evaluate-retrieval", **STEP)
 def evaluate_retrieval_step(settings: Settings, limit: int | None = None) -> dict[str, Any]:
     """BM25-only, vector-only and hybrid quality of the live index on the sample eval sets."""
@@ -239,18 +254,7 @@ def evaluate_retrieval_step(settings: Settings, limit: int | None = None) -> dic
     eval_sets = load_eval_sets(settings, limit)
     started = time.perf_counter()
     with weaviate_client(settings) as client:
-        from tasks.index_versions import live_collection, read_manifest
-
-        live = live_collection(client, params["index"]["alias"])
-        manifest = read_manifest(client, live)
-        report = evaluate_collection(
-            client,
-            live,
-            eval_sets,
-            embedding_spec(settings),
-            modes,
-            params["retrieval"]["evaluation_groups"],
-        )
+        live, manifest, report = evaluate_live(settings, client, eval_sets, modes)
     rows = [
         {"set": name, "questions": len(eval_sets[name]), "mode": mode}
         | {k: round(v, 4) for k, v in metrics.items()}

@@ -88,7 +88,7 @@ def test_register_load_by_alias_and_roll_back(trained, base, tmp_path):
     version, adapter = registry.download_version(MODEL, registry.CHAMPION, tmp_path)
     assert str(version.version) == second and version.tags["data_version"] == "d2"
     generator = load_generator(base, adapter, 128)
-    answers = generator.answer_batch(
+    answers = generator.answer_many(
         SYSTEM, ["What is 3+1?"], [[{"passage_id": "p", "title": "m", "text": "3+1=4"}]], 4
     )
     assert len(answers) == 1 and isinstance(answers[0], str)
