@@ -107,6 +107,12 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL of the query log; default: SQLite in the state folder",
     )
 
+    @classmethod
+    def for_profile(cls, profile: str | None = None) -> Settings:
+        """Settings from the environment with the training profile (tiny | default | gpu) given
+        as a parameter; None keeps DUALENGINE_PROFILE (default `default`)."""
+        return cls(profile=profile) if profile else cls()
+
     @property
     def state(self) -> Path:
         """Folder for PID files, logs and the services' data."""

@@ -115,7 +115,7 @@ def deployment_specs(settings: Settings) -> list[tuple[Any, str, dict[str, Any]]
         (dual_engine_flow, profile, "lifecycle"),
         (finetune_flow, profile, "behaviour"),
         (promote_flow, profile, "behaviour"),
-        (rollback_model_flow, {}, "behaviour"),
+        (rollback_model_flow, profile, "behaviour"),
         (reindex_flow, {}, "knowledge"),
         (rollback_index_flow, {}, "knowledge"),
         (evaluate_retrieval_flow, {}, "knowledge"),

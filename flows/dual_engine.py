@@ -24,7 +24,7 @@ def dual_engine_flow(
     groups: list[str] | None = None,
 ) -> dict[str, Any]:
     """Run the whole lifecycle once on the given datasets (default: the bundled samples)."""
-    settings = Settings(**({"profile": profile} if profile else {}))
+    settings = Settings.for_profile(profile)
     logger = get_run_logger()
     paths, version = data.prepare_data(settings, corpus, train, eval)
     logger.info("data version %s", version)

@@ -42,7 +42,7 @@ def evaluate_flow(
     from tasks.attribution import conflict_rate, diagnose, gaps, table_rows
     from tasks.index_versions import live_collection
 
-    settings = Settings(**({"profile": profile} if profile else {}))
+    settings = Settings.for_profile(profile)
     params = settings.params()
     config = params["evaluation"]
     reg = params["registry"]

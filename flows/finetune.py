@@ -39,8 +39,7 @@ def finetune_flow(
     """Build RAFT data against the live index (plus optional (instruction, output) rows),
     validate it, train a LoRA adapter and register it as `challenger` (run `promote` to let
     the gate decide about `champion`); one at a time under the `dualengine-training` limit."""
-    overrides: dict[str, Any] = {"profile": profile} if profile else {}
-    settings = Settings(**overrides)
+    settings = Settings.for_profile(profile)
     if max_steps is not None:
         settings = settings.with_training_override(max_steps=max_steps)
     with training_slot():  # one finetune at a time on every worker (RAFT data, GPU, registry)
@@ -67,7 +66,7 @@ def promote_flow(profile: str | None = None, version: str | None = None) -> dict
     from tasks import registry
     from tasks.data import sample_dataset_paths
 
-    settings = Settings(**({"profile": profile} if profile else {}))
+    settings = Settings.for_profile(profile)
     name = settings.params()["registry"]["model_name"]
     if version is None:
         found = registry.version_by_alias(name, registry.CHALLENGER)
@@ -82,13 +81,14 @@ def promote_flow(profile: str | None = None, version: str | None = None) -> dict
 
 
 @flow(name="rollback-model", log_prints=True)
-def rollback_model_flow() -> dict[str, str]:
+def rollback_model_flow(profile: str | None = None) -> dict[str, str]:
     """Move `champion` back to the version that held it before."""
     from tasks import registry
 
-    name = Settings().params()["registry"]["model_name"]
+    settings = Settings.for_profile(profile)
+    name = settings.params()["registry"]["model_name"]
     before, after = registry.rollback_champion(name)
-    serving_steps.register_hybrid_model(Settings())
+    serving_steps.register_hybrid_model(settings)
     create_markdown_artifact(
         key="model-rollback",
         markdown=f"## Model rollback\n\n`{name}` champion: v{before} → v{after}",
@@ -101,7 +101,7 @@ def build_raft_flow(profile: str | None = None) -> dict[str, str]:
     """Only the RAFT data (and its gate): the DVC `raft` stage runs this."""
     from tasks.data import sample_dataset_paths
 
-    settings = Settings(**({"profile": profile} if profile else {}))
+    settings = Settings.for_profile(profile)
     paths = sample_dataset_paths(settings.data_dir, settings.params())
     raft = bs.build_raft_data(settings, paths)
     bs.validate_training_data(settings, raft)

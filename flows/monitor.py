@@ -18,7 +18,7 @@ def monitor_flow(profile: str | None = None, emit: bool = True) -> dict[str, Any
     and behaviour signals (query drift vs training questions, golden oracle F1, conflict rate,
     negative feedback rate), each ok / warn / degraded; degraded engines emit
     `dualengine.<engine>.degraded`."""
-    settings = Settings(**({"profile": profile} if profile else {}))
+    settings = Settings.for_profile(profile)
     queries = ms.read_queries(settings)
     corpora = resolve_corpora(settings, None)
     knowledge, context = ms.knowledge_signals(settings, corpora, queries)

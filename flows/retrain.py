@@ -55,7 +55,7 @@ def retrain_flow(profile: str | None = None, reason: str = "manual") -> dict[str
     of another retrain."""
     from flows.finetune import finetune_flow, promote_flow
 
-    settings = Settings(**({"profile": profile} if profile else {}))
+    settings = Settings.for_profile(profile)
     cooldown = float(settings.params()["schedules"]["retrain_cooldown_minutes"])
     others = recent_retrains(cooldown)
     if others:

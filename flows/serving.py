@@ -16,5 +16,5 @@ def register_hybrid_flow(
 ) -> dict[str, Any]:
     """Register a `dualengine-hybrid` version pinning a generator version (default: champion)
     and the index alias, and make it the served `champion`."""
-    settings = Settings(**({"profile": profile} if profile else {}))
+    settings = Settings.for_profile(profile)
     return serving_steps.register_hybrid_model(settings, generator, only_if_changed=not force)
