@@ -22,17 +22,25 @@ demo: services ## the main job on the embedded defaults
 	$(BIN)/dualengine run --profile $(PROFILE)
 	$(BIN)/dualengine status
 
-test: ## unit, integration and end-to-end tests (fixtures start their own servers)
+# MLflow on PostgreSQL + S3 (SeaweedFS): registry, aliases, webhook, the lifecycle run and the
+# served model on that backend, in a pytest session of their own. Required: fails, never skips.
+TEAM_STACK_TESTS := tests/e2e/test_team_stack.py \
+	tests/e2e/test_lifecycle.py::test_run_registers_promotes_indexes_and_answers \
+	tests/e2e/test_hybrid.py::test_mlflow_models_serve_answers_http_with_the_access_filter
+TEAM_STACK_ENV := DUALENGINE_MLFLOW_BACKEND=postgres DUALENGINE_REQUIRE_TEAM_STACK=1
+
+test: ## unit, integration and end-to-end tests, then the team stack (fixtures start their servers)
 	bash infra/scripts/setup_venv.sh
 	$(BIN)/dualengine setup --profile tiny
-	$(BIN)/python -m pytest -q
+	bash infra/scripts/setup_team_stack.sh
+	$(BIN)/python -m pytest -q --ignore=tests/e2e/test_team_stack.py
+	$(TEAM_STACK_ENV) $(BIN)/python -m pytest -q $(TEAM_STACK_TESTS)
 
-# MLflow on PostgreSQL + S3 (builds SeaweedFS the first time): registry, aliases, webhook, serving
-test-team-stack: setup
-	DUALENGINE_MLFLOW_BACKEND=postgres $(BIN)/dualengine setup --profile tiny
-	DUALENGINE_MLFLOW_BACKEND=postgres $(BIN)/python -m pytest -q tests/e2e/test_team_stack.py \
-		tests/e2e/test_lifecycle.py::test_run_registers_promotes_indexes_and_answers \
-		tests/e2e/test_hybrid.py::test_mlflow_models_serve_answers_http_with_the_access_filter
+# the team-stack session alone (PostgreSQL installed if missing, SeaweedFS built the first time)
+test-team-stack:
+	bash infra/scripts/setup_venv.sh
+	bash infra/scripts/setup_team_stack.sh
+	$(TEAM_STACK_ENV) $(BIN)/python -m pytest -q $(TEAM_STACK_TESTS)
 
 test-unit:
 	$(BIN)/python -m pytest -q tests/unit

@@ -18,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+from dualengine.credentials import generated_secret
 from dualengine.settings import Settings
 
 SEAWEEDFS_MODULE = "github.com/seaweedfs/seaweedfs"
@@ -72,20 +73,13 @@ def ensure_binary(settings: Settings) -> Path:
 
 
 def credentials(settings: Settings) -> dict[str, str]:
-    """This install's S3 access key (generated once, kept 0600 in the state folder)."""
-    path = settings.state / "s3" / "credentials.json"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(
-            json.dumps(
-                {
-                    "AWS_ACCESS_KEY_ID": "de" + secrets.token_hex(9),
-                    "AWS_SECRET_ACCESS_KEY": secrets.token_urlsafe(30),
-                }
-            )
-        )
-        os.chmod(path, 0o600)
-    return json.loads(path.read_text())
+    """This install's S3 access key: generated once per state folder and kept with the other
+    secrets (`<state>/secrets/`, files created 0600, see dualengine/credentials.py)."""
+    key_id, _ = generated_secret(settings, "s3-access-key-id", lambda: "de" + secrets.token_hex(9))
+    secret, _ = generated_secret(
+        settings, "s3-secret-access-key", lambda: secrets.token_urlsafe(30)
+    )
+    return {"AWS_ACCESS_KEY_ID": key_id, "AWS_SECRET_ACCESS_KEY": secret}
 
 
 def server_command(binary: Path, data: Path, base_port: int) -> list[str]:
@@ -118,16 +112,26 @@ def s3_port(base_port: int) -> int:
     return base_port + 6
 
 
-def s3_client(endpoint: str | None = None):
-    """A boto3 S3 client for the configured endpoint (path-style, as self-hosted S3 needs)."""
+def s3_client(endpoint: str | None = None, keys: dict[str, str] | None = None):
+    """A boto3 S3 client for the configured endpoint (path-style, as self-hosted S3 needs);
+    `keys` (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY) instead of the environment's."""
     import boto3
     from botocore.config import Config
 
+    given = (
+        {
+            "aws_access_key_id": keys["AWS_ACCESS_KEY_ID"],
+            "aws_secret_access_key": keys["AWS_SECRET_ACCESS_KEY"],
+        }
+        if keys
+        else {}
+    )
     return boto3.client(
         "s3",
         endpoint_url=endpoint or os.environ.get("MLFLOW_S3_ENDPOINT_URL"),
         region_name=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
         config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 3}),
+        **given,
     )
 
 

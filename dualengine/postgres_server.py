@@ -17,9 +17,11 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from dualengine.credentials import SECRETS_FOLDER, generated_secret, write_private
 from dualengine.settings import Settings
 
 USER = "dualengine"
+PASSWORD_SECRET = "postgres-password"
 DATABASES = ("mlflow",)
 
 
@@ -96,24 +98,23 @@ def ensure_cluster(settings: Settings) -> Cluster:
     (kept 0600 in the private state folder)."""
     root = cluster_root(settings)
     data = root / "data"
-    password_file = settings.state / "postgres-password"
+    password_file = settings.state / SECRETS_FOLDER / PASSWORD_SECRET
     run_as = _system_user()
     cluster = Cluster(data=data, password_file=password_file, run_as=run_as)
     if (data / "PG_VERSION").exists():
         return cluster
     root.mkdir(mode=0o700, parents=True, exist_ok=True)
-    settings.state.mkdir(mode=0o700, parents=True, exist_ok=True)
-    password_file.write_text(secrets.token_urlsafe(24))
-    os.chmod(password_file, 0o600)
+    # a new cluster gets a new password (created 0600 with the other secrets)
+    password_file.unlink(missing_ok=True)
+    generated_secret(settings, PASSWORD_SECRET, lambda: secrets.token_urlsafe(24))
     data.mkdir(mode=0o700, exist_ok=True)
     pwfile = root / "initdb.pw"
-    pwfile.write_text(cluster.password)
+    write_private(pwfile, cluster.password)
     if run_as:
         _reachable_by(root, run_as)
         _reachable_by(data, run_as)
         entry = pwd.getpwnam(run_as)
         os.chown(pwfile, entry.pw_uid, entry.pw_gid)
-    os.chmod(pwfile, 0o600)
     try:
         result = _run(
             [

@@ -99,7 +99,8 @@ def test_s3_credentials_are_generated_once_and_private(tmp_path):
     first = object_store.credentials(settings)
     assert first == object_store.credentials(settings)
     assert len(first["AWS_SECRET_ACCESS_KEY"]) >= 30
-    assert (tmp_path / "s3" / "credentials.json").stat().st_mode & 0o077 == 0
+    for name in ("s3-access-key-id", "s3-secret-access-key"):
+        assert (tmp_path / "secrets" / name).stat().st_mode & 0o777 == 0o600
     assert first != object_store.credentials(Settings(state_dir=tmp_path / "other"))
 
 
