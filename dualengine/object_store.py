@@ -82,8 +82,17 @@ def credentials(settings: Settings) -> dict[str, str]:
     return {"AWS_ACCESS_KEY_ID": key_id, "AWS_SECRET_ACCESS_KEY": secret}
 
 
+def server_environment(settings: Settings) -> dict[str, str]:
+    """What `weed server` starts with: the S3 access key, and JWT keys and gRPC mTLS for its
+    master, volume and filer (dualengine/seaweedfs_security.py)."""
+    from dualengine import seaweedfs_security
+
+    return credentials(settings) | seaweedfs_security.environment(settings)
+
+
 def server_command(binary: Path, data: Path, base_port: int) -> list[str]:
-    """`weed server` with the S3 gateway, every listener on 127.0.0.1 at base_port..+7."""
+    """`weed server` with the S3 gateway, every listener on 127.0.0.1 at base_port..+7
+    (see PORTS)."""
     p = [str(base_port + i) for i in range(PORTS)]
     return [
         str(binary),

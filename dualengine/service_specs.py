@@ -167,7 +167,7 @@ def _s3_spec(settings: Settings) -> tuple[list[str], dict[str, str], dict[str, A
     base = free_port_block(object_store.PORTS)
     data = settings.state / "s3-data"
     data.mkdir(parents=True, exist_ok=True)
-    env = object_store.credentials(settings)
+    env = object_store.server_environment(settings)
     port = object_store.s3_port(base)
     return (
         object_store.server_command(binary, data, base),

@@ -90,7 +90,13 @@ def test_postgres_refuses_a_wrong_password_and_its_secrets_are_private(state, se
     with pytest.raises(psycopg2.OperationalError, match="password authentication failed"):
         sql(settings, state, "SELECT 1", password="not-the-password")
     secrets = settings.state / "secrets"
-    for name in ("postgres-password", "s3-access-key-id", "s3-secret-access-key"):
+    for name in (
+        "postgres-password",
+        "s3-access-key-id",
+        "s3-secret-access-key",
+        "seaweedfs-filer-read-jwt-key",
+        "seaweedfs-tls/node.key",
+    ):
         mode = stat.S_IMODE((secrets / name).stat().st_mode)
         assert mode == 0o600, f"{secrets / name}: mode {mode:o}"
     assert stat.S_IMODE(secrets.stat().st_mode) == 0o700
@@ -153,6 +159,51 @@ def test_s3_refuses_unknown_keys_and_unsigned_requests(state, settings):
         forged.list_objects_v2(Bucket=object_store.BUCKET)
     assert httpx.get(f"{url}/{object_store.BUCKET}/", timeout=10).status_code == 403
     assert httpx.put(f"{url}/{object_store.BUCKET}/x", content=b"x", timeout=10).status_code == 403
+
+
+def test_seaweedfs_inner_ports_refuse_unsigned_http_and_grpc_without_a_client_certificate(
+    state, settings
+):
+    """Behind the S3 gateway: filer and volume HTTP want a JWT, every gRPC port mutual TLS."""
+    import ssl
+
+    from dualengine import seaweedfs_security
+
+    base = state["s3"]["port"] - object_store.s3_port(0)  # PORTS layout of server_command
+    master, volume_grpc, filer, filer_grpc, s3_grpc = base, base + 3, base + 4, base + 5, base + 7
+    assert httpx.get(f"http://127.0.0.1:{filer}/buckets/{object_store.BUCKET}/").status_code == 401
+    put = httpx.post(
+        f"http://127.0.0.1:{filer}/buckets/{object_store.BUCKET}/planted.txt",
+        files={"file": ("planted.txt", b"x")},
+    )
+    assert put.status_code == 401
+    assigned = httpx.get(f"http://127.0.0.1:{master}/dir/assign", timeout=10).json()
+    write = httpx.post(
+        f"http://{assigned['url']}/{assigned['fid']}", files={"file": ("x", b"x")}, timeout=10
+    )
+    assert write.status_code == 401
+    tls = seaweedfs_security.ensure_grpc_certificates(settings)
+    for port in (master + 1, volume_grpc, filer_grpc, s3_grpc):
+        anonymous = ssl.create_default_context(cafile=str(tls / "ca.crt"))
+        with pytest.raises(ssl.SSLError, match="CERTIFICATE_REQUIRED"):
+            _tls_exchange(port, anonymous)
+        member = ssl.create_default_context(cafile=str(tls / "ca.crt"))
+        member.load_cert_chain(tls / "node.crt", tls / "node.key")
+        assert _tls_exchange(port, member) == "h2"
+
+
+def _tls_exchange(port: int, context) -> str | None:
+    """Open a TLS connection offering HTTP/2 (as gRPC does); the protocol the server chose."""
+    import socket
+
+    context.set_alpn_protocols(["h2"])
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname="127.0.0.1") as conn,
+    ):
+        conn.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        conn.recv(64)  # TLS 1.3: a refused client certificate shows up at the first read
+        return conn.selected_alpn_protocol()
 
 
 def test_alias_webhook_is_delivered_through_the_team_stack(state, first_run, settings):

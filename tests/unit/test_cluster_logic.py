@@ -134,3 +134,31 @@ def test_schema_calls_wait_out_a_leader_election_but_not_a_client_error(monkeypa
     call, calls = failing(503, 10**6)
     with pytest.raises(UnexpectedStatusCodeError):
         index_versions.through_leader(call, wait=0.0)
+
+
+def test_seaweedfs_inner_ports_get_jwt_keys_and_a_private_grpc_certificate(tmp_path):
+    from cryptography import x509
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    from dualengine import seaweedfs_security
+
+    settings = Settings(state_dir=tmp_path)
+    env = seaweedfs_security.environment(settings)
+    assert env == seaweedfs_security.environment(settings)  # made once
+    keys = [env[var] for var in seaweedfs_security.JWT_KEYS]
+    assert len(set(keys)) == 4 and all(len(k) >= 32 for k in keys)
+    for component in ("MASTER", "VOLUME", "FILER", "S3", "CLIENT"):
+        assert env[f"WEED_GRPC_{component}_CERT"] and env[f"WEED_GRPC_{component}_KEY"]
+    folder = Path(env["WEED_GRPC_CA"]).parent
+    assert sorted(p.name for p in folder.iterdir()) == ["ca.crt", "node.crt", "node.key"]
+    assert all(p.stat().st_mode & 0o777 == 0o600 for p in folder.iterdir())
+    assert folder.stat().st_mode & 0o777 == 0o700
+    ca = x509.load_pem_x509_certificate((folder / "ca.crt").read_bytes())
+    node = x509.load_pem_x509_certificate((folder / "node.crt").read_bytes())
+    node.verify_directly_issued_by(ca)
+    names = node.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert [str(ip) for ip in names.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
+    usage = node.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert {ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH} <= set(usage)
+    other = seaweedfs_security.environment(Settings(state_dir=tmp_path / "other"))
+    assert other["WEED_JWT_SIGNING_KEY"] != env["WEED_JWT_SIGNING_KEY"]
