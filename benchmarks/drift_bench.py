@@ -35,10 +35,11 @@ sys.path.insert(0, str(ROOT))
 def pools(settings):
     """Embeddings of the question pools and best-passage similarities from the live index."""
     from dualengine.models import embedding_model_path
+    from dualengine.resolve import index_alias
     from dualengine.weaviate_client import weaviate_client
     from tasks.data import read_jsonl, sample_dataset_paths, sec10q_paths
     from tasks.embedding import embed_texts
-    from tasks.retrieval import hybrid_search
+    from tasks.retrieval import best_similarities
 
     params = settings.params()
     paths = sample_dataset_paths(settings.data_dir, params)
@@ -51,18 +52,10 @@ def pools(settings):
     vectors = {k: np.asarray(embed_texts(model, v, show=False)) for k, v in questions.items()}
 
     def best(client, name: str, groups: list[str]) -> np.ndarray:
-        alias, alpha = params["index"]["alias"], params["retrieval"]["alpha"]
+        alpha = params["retrieval"]["alpha"]
+        alias = index_alias(settings)
         return np.asarray(
-            [
-                max(
-                    (
-                        p.similarity
-                        for p in hybrid_search(client, alias, q, v.tolist(), 1, alpha, groups)
-                    ),
-                    default=0.0,
-                )
-                for q, v in zip(questions[name], vectors[name], strict=True)
-            ]
+            best_similarities(client, alias, questions[name], vectors[name], alpha, groups)
         )
 
     with weaviate_client(settings) as client:

@@ -476,11 +476,12 @@ def summarise(results: dict[str, Any], n_boot: int = 2000) -> dict[str, Any]:
 
 
 def markdown(summary: dict[str, Any], meta: dict[str, Any]) -> str:
+    from tasks.gate import interval
+
     def cell(ci: dict[str, float] | None, wide: bool = False) -> str:
         if ci is None:
             return "–"
-        text = f"{ci['mean']:.3f}"
-        return f"{text} [{ci['low']:.3f}, {ci['high']:.3f}]" if wide else text
+        return interval(ci) if wide else f"{ci['mean']:.3f}"
 
     lines = [
         f"{meta['questions']} held-out XQuAD questions, {meta['device']}, "

@@ -17,10 +17,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dualengine.models import base_model_path, embedding_model_path
+from dualengine.models import embedding_model_path
 from dualengine.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -28,25 +27,21 @@ if TYPE_CHECKING:
     from tasks.hybrid import HybridEngine
 
 
-def load_generator_version(settings: Settings, model: str = "champion") -> tuple[Generator, str]:
-    """The generator for a registry alias or version (adapter downloaded once per version)."""
-    from tasks import registry
+def load_generator_version(
+    settings: Settings, model: str | None = "champion"
+) -> tuple[Generator, str]:
+    """The generator for a registry alias or version, `base`, or None for the newest
+    fine-tuned version (resolved by dualengine.resolve.resolve_generator)."""
+    from dualengine.resolve import resolve_generator
     from tasks.generation import load_generator
     from tasks.training import configure_threads
 
     configure_threads(settings.threads())
-    name = settings.params()["registry"]["model_name"]
-    max_length = settings.context_length()
-    quantize = settings.quantize()
-    if model == "base" or (
-        model == registry.CHAMPION and registry.version_by_alias(name, model) is None
-    ):
-        return load_generator(base_model_path(settings), None, max_length, quantize), "base"
-    version, adapter = registry.download_version(name, model, settings.cache_dir / "adapters")
-    base = (version.tags or {}).get("base_model")
-    if not base or (base.startswith("/") and not Path(base).exists()):
-        base = base_model_path(settings)
-    return load_generator(base, adapter, max_length, quantize), str(version.version)
+    choice = resolve_generator(settings, model)
+    generator = load_generator(
+        choice.base, choice.adapter, settings.context_length(), settings.quantize()
+    )
+    return generator, choice.version
 
 
 def engine_for(

@@ -136,16 +136,16 @@ def register_hybrid(
     """Log and register a hybrid version pinning this generator version and the index alias."""
     from dualengine.endpoints import resolve_endpoints
     from dualengine.model_signing import SIGNATURE_TAG, download_signed
+    from dualengine.resolve import index_alias, live_index
     from dualengine.weaviate_client import weaviate_client
     from tasks import registry, tracking
-    from tasks.index_versions import alias_target
 
     params = settings.params()
     name = params["registry"]["hybrid_model_name"]
-    alias = params["index"]["alias"]
+    alias = index_alias(settings)
     endpoints = resolve_endpoints(settings)
     with weaviate_client(settings) as client:
-        collection = alias_target(client, alias)
+        collection = live_index(client, alias, required=False)
     config = {
         "generator_model": params["registry"]["model_name"],
         "generator_version": generator_version,

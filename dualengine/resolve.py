@@ -1,6 +1,9 @@
-"""The one decision about a caller's access groups, shared by every door (CLI, Python API,
-pyfunc, HTTP) and checked again by the search itself.
+"""The one place each of three questions is answered: which access groups a caller has,
+which collection is the live index, and which generator (version, adapter, base model) a
+reference names.
 
+Access groups, shared by every door (CLI, Python API, pyfunc, HTTP) and checked again by the
+search itself:
 - no groups at all (None, a missing field, NaN from a DataFrame) → the configured anonymous
   groups (params.yaml `retrieval.anonymous_groups`, default `["public"]`); when none are
   configured the request is refused;
@@ -9,14 +12,36 @@ pyfunc, HTTP) and checked again by the search itself.
 - an empty list, a string, any other type, a non-string item, or a name outside
   `[A-Za-z0-9][A-Za-z0-9_.:-]*` (so `"*"`, `"%"`, `"a,b"`, `""`) → `AccessGroupsError`
   (HTTP 400, exit 2). There is no value that means "all groups".
+
+The live index (`index_alias`, `live_index`): the collection params.yaml `index.alias`
+points at, or `LookupError` ("run `dualengine reindex` first") when a caller needs one.
+
+The generator (`generator_version`, `resolve_generator`); a reference is
+- `"base"` → the configured base model, no adapter;
+- a version number → that registry version;
+- an alias → the version behind it; when none is: `champion` → the base model (it serves
+  until a challenger earns `champion`), any other alias → `LookupError`;
+- `None` → the newest fine-tuned version: champion, else challenger, else `LookupError`.
+An adapter applies to its version's `base_model` tag; when the tag is missing, or names a
+local path that does not exist on this machine, the configured base model is used instead
+(the only fallback).
 """
 
 from __future__ import annotations
 
 import math
+import os
 import re
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from tasks.registry import CHALLENGER, CHAMPION
+
+if TYPE_CHECKING:
+    import weaviate
+
+    from dualengine.settings import Settings
 
 GROUP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
 MAX_GROUPS = 64
@@ -77,4 +102,110 @@ def caller_groups(requested: Any, anonymous: Sequence[str] | None) -> list[str]:
     return validate_groups(requested)
 
 
-__all__ = ["AccessGroupsError", "caller_groups", "validate_groups"]
+def index_alias(settings: Settings) -> str:
+    """The alias callers search through (params.yaml `index.alias`)."""
+    return str(settings.params()["index"]["alias"])
+
+
+def live_index(client: weaviate.WeaviateClient, alias: str, required: bool = True) -> str | None:
+    """The collection the alias serves; when there is none, LookupError saying how to build
+    one (or None where the caller can do without, required=False)."""
+    from tasks.index_versions import alias_target
+
+    live = alias_target(client, alias)
+    if live is None and required:
+        raise LookupError("no live index: run `dualengine reindex` first")
+    return live
+
+
+BASE = "base"
+
+
+def pick_version(model: str, ref: str | None, by_alias: Callable[[str], str | None]) -> str:
+    """The registry version a reference names, or "base" (policy in the module docstring);
+    `by_alias(alias)` is the version behind an alias, or None."""
+    if ref == BASE:
+        return BASE
+    if ref is None:
+        for alias in (CHAMPION, CHALLENGER):
+            found = by_alias(alias)
+            if found is not None:
+                return found
+        raise LookupError(
+            f"model '{model}' has no fine-tuned version yet: run `dualengine finetune`"
+        )
+    if str(ref).isdigit():
+        return str(ref)
+    found = by_alias(ref)
+    if found is not None:
+        return found
+    if ref == CHAMPION:
+        return BASE
+    raise LookupError(f"model '{model}' has no '{ref}' version yet: run `dualengine run`")
+
+
+def adapter_base(
+    tagged: str | None,
+    configured: Callable[[], str],
+    exists: Callable[[str], bool] = os.path.exists,
+) -> str:
+    """The base model an adapter applies to: its `base_model` tag, else (missing tag, or a
+    local path not on this machine) the configured base model."""
+    if not tagged or (tagged.startswith("/") and not exists(tagged)):
+        return configured()
+    return tagged
+
+
+@dataclass(frozen=True)
+class GeneratorChoice:
+    """A resolved generator: registry version ("base" for none), adapter folder, base model."""
+
+    version: str
+    adapter: str | None
+    base: str
+    run_id: str | None = None
+
+
+def generator_version(settings: Settings, ref: str | None = CHAMPION) -> str:
+    """The registry version (or "base") a reference names, without downloading anything."""
+    from tasks import registry
+
+    name = settings.params()["registry"]["model_name"]
+
+    def by_alias(alias: str) -> str | None:
+        found = registry.version_by_alias(name, alias)
+        return None if found is None else str(found.version)
+
+    return pick_version(name, ref, by_alias)
+
+
+def resolve_generator(settings: Settings, ref: str | None = CHAMPION) -> GeneratorChoice:
+    """Version, local adapter copy (downloaded once per version) and base model of a
+    reference (policy in the module docstring)."""
+    from dualengine.models import base_model_path
+    from tasks import registry
+
+    def configured() -> str:
+        return base_model_path(settings)
+
+    version = generator_version(settings, ref)
+    if version == BASE:
+        return GeneratorChoice(BASE, None, configured())
+    name = settings.params()["registry"]["model_name"]
+    found, adapter = registry.download_version(name, version, settings.cache_dir / "adapters")
+    base = adapter_base((found.tags or {}).get("base_model"), configured)
+    return GeneratorChoice(str(found.version), adapter, base, found.run_id)
+
+
+__all__ = [
+    "AccessGroupsError",
+    "GeneratorChoice",
+    "adapter_base",
+    "caller_groups",
+    "generator_version",
+    "index_alias",
+    "live_index",
+    "pick_version",
+    "resolve_generator",
+    "validate_groups",
+]

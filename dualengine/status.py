@@ -59,13 +59,14 @@ def _query_log(settings: Settings) -> dict[str, Any]:
 
 
 def _live_index(settings: Settings) -> dict[str, Any]:
+    from dualengine.resolve import index_alias, live_index
     from dualengine.weaviate_client import weaviate_client
     from tasks.index_store import collection_count
-    from tasks.index_versions import alias_target, read_manifest
+    from tasks.index_versions import read_manifest
 
-    alias = settings.params()["index"]["alias"]
+    alias = index_alias(settings)
     with weaviate_client(settings) as client:
-        target = alias_target(client, alias)
+        target = live_index(client, alias, required=False)
         if target is None:
             return {"alias": alias, "collection": None, "objects": 0}
         manifest = read_manifest(client, target)

@@ -9,7 +9,7 @@ from prefect.artifacts import create_markdown_artifact
 
 from dualengine.settings import Settings
 from flows.locks import REINDEX_LIMIT, exclusive
-from flows.steps import data, finetune, reindex, serving
+from flows.steps import data, finetune, gate, reindex, serving
 
 DEFAULT_QUESTION = "What did the Normans' Viking ancestors raid before settling in Normandy?"
 
@@ -45,7 +45,7 @@ def dual_engine_flow(
     finetune.validate_training_data(settings, raft)
     training = finetune.train_adapter(settings, raft, live, version)
     challenger = finetune.register_challenger(settings, training, live, version)
-    decision = finetune.promotion_gate(settings, paths, challenger)
+    decision = gate.promotion_gate(settings, paths, challenger)
     hybrid = serving.register_hybrid_model(settings)
     answer = data.answer_sample(
         settings, question, groups or settings.params()["retrieval"]["default_groups"]

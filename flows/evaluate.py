@@ -12,20 +12,6 @@ from flows.steps import data
 from flows.steps import evaluate as es
 
 
-def _finetuned_ref(settings: Settings, model: str | None) -> str:
-    """The version to attribute: the given one, else champion, else the latest challenger."""
-    from tasks import registry
-
-    if model:
-        return model
-    name = settings.params()["registry"]["model_name"]
-    for alias in (registry.CHAMPION, registry.CHALLENGER):
-        found = registry.version_by_alias(name, alias)
-        if found is not None:
-            return str(found.version)
-    raise LookupError(f"model '{name}' has no fine-tuned version yet: run `dualengine finetune`")
-
-
 @flow(name="evaluate", log_prints=True)
 def evaluate_flow(
     profile: str | None = None,
@@ -37,10 +23,10 @@ def evaluate_flow(
     gold-answer NLL, faithfulness and recall with 95 % bootstrap intervals, the FT+RAG gaps,
     a diagnosis line and the conflict rate; to MLflow, Prefect artifacts and an HTML report."""
     from dualengine.api import load_generator_version
+    from dualengine.resolve import generator_version, index_alias, live_index
     from dualengine.weaviate_client import weaviate_client
     from tasks import score_cache
     from tasks.attribution import conflict_rate, diagnose, gaps, table_rows
-    from tasks.index_versions import live_collection
 
     settings = Settings.for_profile(profile)
     params = settings.params()
@@ -48,10 +34,10 @@ def evaluate_flow(
     reg = params["registry"]
     sets = sets or list(config["sets"])
     questions = questions or int(config["questions"])
-    ref = _finetuned_ref(settings, model)
+    ref = generator_version(settings, model)  # the given one, else champion, else challenger
     paths, data_version = data.prepare_data(settings, None, None, None)
     with weaviate_client(settings) as client:
-        collection = live_collection(client, params["index"]["alias"])
+        collection = live_index(client, index_alias(settings))
     finetuned, version = load_generator_version(settings, ref)
     base, _ = load_generator_version(settings, "base")
     sections, cache_notes = [], {}

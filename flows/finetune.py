@@ -11,15 +11,17 @@ from dualengine.settings import Settings
 from flows.locks import training_slot
 from flows.steps import data
 from flows.steps import finetune as bs
+from flows.steps import gate as gate_steps
 from flows.steps import serving as serving_steps
 
 
 def live_index_info(settings: Settings) -> dict[str, Any]:
+    from dualengine.resolve import index_alias, live_index
     from dualengine.weaviate_client import weaviate_client
-    from tasks.index_versions import live_collection, read_manifest
+    from tasks.index_versions import read_manifest
 
     with weaviate_client(settings) as client:
-        live = live_collection(client, settings.params()["index"]["alias"])
+        live = live_index(client, index_alias(settings))
         manifest = read_manifest(client, live)
     return {"collection": live, "index_version": manifest.get("index_version", "")}
 
@@ -74,7 +76,7 @@ def promote_flow(profile: str | None = None, version: str | None = None) -> dict
             raise LookupError(f"model '{name}' has no challenger: run `dualengine finetune`")
         version = str(found.version)
     paths = sample_dataset_paths(settings.data_dir, settings.params())
-    decision = bs.promotion_gate(settings, paths, version)
+    decision = gate_steps.promotion_gate(settings, paths, version)
     if decision["promoted"]:
         decision["hybrid"] = serving_steps.register_hybrid_model(settings)
     return decision

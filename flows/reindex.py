@@ -45,15 +45,16 @@ def evaluate_retrieval_flow(limit: int | None = None) -> dict[str, Any]:
 @flow(name="rollback-index", log_prints=True)
 def rollback_index_flow() -> dict[str, str]:
     """Point the index alias back at the version built before the live one."""
+    from dualengine.resolve import index_alias
     from dualengine.weaviate_client import weaviate_client
     from tasks.index_versions import rollback
 
     settings = Settings()
-    index = settings.params()["index"]
+    alias = index_alias(settings)
     with weaviate_client(settings) as client:
-        before, after = rollback(client, index["alias"], index["collection_prefix"])
+        before, after = rollback(client, alias, settings.params()["index"]["collection_prefix"])
     create_markdown_artifact(
         key="index-rollback",
-        markdown=f"## Index rollback\n\nAlias `{index['alias']}`: `{before}` → `{after}`",
+        markdown=f"## Index rollback\n\nAlias `{alias}`: `{before}` → `{after}`",
     )
-    return {"alias": index["alias"], "from": before, "to": after}
+    return {"alias": alias, "from": before, "to": after}

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tasks.gate import bootstrap_ci, paired_difference
+from tasks.gate import bootstrap_ci, interval, paired_difference, row_interval
 
 MODELS = ("base", "finetuned")
 CONTEXTS = ("closed_book", "retrieved", "oracle")
@@ -95,7 +95,7 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     head = "| model | context | n | " + " | ".join(metrics) + " |"
     lines = [head, "|" + "---|" * (3 + len(metrics))]
     for r in rows:
-        cells = [f"{r[m]:.3f} [{r[f'{m}_low']:.3f}, {r[f'{m}_high']:.3f}]" for m in metrics]
+        cells = [row_interval(r, m) for m in metrics]
         lines.append(f"| {r['model']} | {r['context']} | {r['n']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -109,10 +109,7 @@ def markdown_gaps(result: dict[str, dict[str, dict[str, float]]]) -> str:
     metrics = [m for m in GAP_METRICS if m in first]
     lines = ["| gap | " + " | ".join(metrics) + " |", "|" + "---|" * (1 + len(metrics))]
     for name, per_metric in result.items():
-        cells = [
-            f"{d['mean']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]"
-            for d in (per_metric[m] for m in metrics)
-        ]
+        cells = [interval(per_metric[m], signed=True) for m in metrics]
         lines.append(f"| {labels[name]} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

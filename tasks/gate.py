@@ -9,7 +9,9 @@ and refusal when the context lacks the answer (retrieved chunks of other documen
 
 from __future__ import annotations
 
+import json
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -49,6 +51,19 @@ def bootstrap_ci(
     """Mean and BCa bootstrap interval (`scipy.stats.bootstrap`); all-equal values give the
     point itself as interval."""
     return _bca([values], lambda x, axis: x.mean(axis=axis), seed, n_boot, level)
+
+
+def interval(ci: Mapping[str, float], signed: bool = False, digits: int = 3) -> str:
+    """A bootstrap result as `mean [low, high]` (signed: `+0.120 [+0.010, +0.230]`, for gains)."""
+    spec = f"{'+' if signed else ''}.{digits}f"
+    return f"{ci['mean']:{spec}} [{ci['low']:{spec}}, {ci['high']:{spec}}]"
+
+
+def row_interval(row: Mapping[str, float], metric: str) -> str:
+    """`mean [low, high]` of a table row holding `metric`, `metric_low` and `metric_high`."""
+    return interval(
+        {"mean": row[metric], "low": row[f"{metric}_low"], "high": row[f"{metric}_high"]}
+    )
 
 
 def paired_difference(
@@ -180,6 +195,43 @@ class GateDecision:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def markdown(self, model: str, version: str, seed: int, base_scores: Mapping[str, Any]) -> str:
+        """The gate's Prefect artifact: verdict, reasons, paired gains over every rival with
+        their intervals, and the guardrails; `base_scores` says where the base model's
+        scores came from (`from_cache`, `key`)."""
+        verdict = "PROMOTED" if self.promote else "refused"
+        source = "from the cache" if base_scores.get("from_cache") else "scored now"
+        metrics = list(HIGHER_IS_BETTER)
+        rows = [
+            f"| {rival} | "
+            + " | ".join(interval(g[m], signed=True) if m in g else "-" for m in metrics)
+            + " |"
+            for rival, g in self.gains.items()
+        ]
+        return "\n".join(
+            [
+                f"## Promotion gate for `{model}` v{version}: {verdict}",
+                "",
+                f"Metric `{self.metric}`, margin {self.margin}, training seed {seed} (one seed: "
+                "the same recipe retrained differs by a few hundredths of F1, see "
+                f"benchmarks/README.md). Base model scores: {source} "
+                f"(key `{base_scores.get('key')}`).",
+                "",
+                "- " + self.reason.replace("; ", "\n- "),
+                "",
+                "Paired gains of the challenger, mean [95% paired BCa interval] (NLL: reduction):",
+                "",
+                "| rival | " + " | ".join(metrics) + " |",
+                "|---|" + "---|" * len(metrics),
+                *rows,
+                "",
+                "Guardrails:",
+                "```json",
+                json.dumps(self.guardrails, indent=2),
+                "```",
+            ]
+        )
+
 
 def decide_promotion(
     challenger: ModelScores,
@@ -230,7 +282,7 @@ def decide_promotion(
     for model in [challenger, *rivals]:
         row: dict[str, Any] = {"model": model.name, "version": model.version or "-"}
         for m, ci in model.summary(seed, n_boot).items():
-            row[m] = f"{ci['mean']:.3f} [{ci['low']:.3f}, {ci['high']:.3f}]"
+            row[m] = interval(ci)
         table.append(row)
     # every metric's paired gain over every rival (sign: positive = challenger better)
     gains = {

@@ -231,7 +231,7 @@ class HybridEngine:
         groups: list[str],
         conflict_check: bool | None,
     ) -> HybridAnswer:
-        from tasks.index_versions import alias_target
+        from dualengine.resolve import live_index
 
         check = self.config.conflict_check if conflict_check is None else conflict_check
         started = time.perf_counter()
@@ -290,7 +290,7 @@ class HybridEngine:
                 for p in context
             ],
             model_version=self.model_version,
-            index_collection=alias_target(self.client, self.config.alias),
+            index_collection=live_index(self.client, self.config.alias, required=False),
             groups=groups,
             timings_ms=timings,
             conflict=conflict,

@@ -62,14 +62,6 @@ def alias_target(client: weaviate.WeaviateClient, alias: str) -> str | None:
     return found.collection if found else None
 
 
-def live_collection(client: weaviate.WeaviateClient, alias: str) -> str:
-    """The collection the alias serves, or LookupError saying how to build one."""
-    live = alias_target(client, alias)
-    if live is None:
-        raise LookupError("no live index: run `dualengine reindex` first")
-    return live
-
-
 def _prefixed(client: weaviate.WeaviateClient, prefix: str) -> list[str]:
     return [n for n in client.collections.list_all(simple=True) if n.startswith(prefix + "_")]
 

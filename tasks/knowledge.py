@@ -71,7 +71,7 @@ def evaluate_collection(
     """{eval set: {mode: recall@5, recall@10, MRR@10, nDCG@10}} at document level, searching
     as a caller with these groups (an operator's evaluation names them too)."""
     from tasks.embedding import embed_texts
-    from tasks.retrieval import hybrid_search, retrieval_metrics
+    from tasks.retrieval import retrieval_metrics, search_many
 
     report: dict[str, dict[str, dict[str, float]]] = {}
     for name, items in eval_sets.items():
@@ -80,13 +80,8 @@ def evaluate_collection(
         relevant = [list(i["relevant_ids"]) for i in items]
         report[name] = {}
         for mode, alpha in alpha_modes.items():
-            ranked = [
-                [
-                    p.passage_id
-                    for p in hybrid_search(client, target, q, v.tolist(), depth, alpha, groups)
-                ]
-                for q, v in zip(questions, vectors, strict=True)
-            ]
+            hits = search_many(client, target, questions, depth, alpha, groups, vectors=vectors)
+            ranked = [[p.passage_id for p in found] for found in hits]
             report[name][mode] = retrieval_metrics(ranked, relevant)
     return report
 

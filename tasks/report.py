@@ -8,6 +8,7 @@ import io
 from typing import Any
 
 from tasks.attribution import CONTEXTS, GAP_METRICS, METRICS, MODELS
+from tasks.gate import interval, row_interval
 
 
 def f1_plot_png(rows: list[dict[str, Any]], title: str) -> bytes:
@@ -68,10 +69,7 @@ def html_report(title: str, sections: list[dict[str, Any]], meta: dict[str, Any]
                     [
                         r["model"],
                         r["context"],
-                        *(
-                            f"{r[m]:.3f} [{r[f'{m}_low']:.3f}, {r[f'{m}_high']:.3f}]"
-                            for m in METRICS
-                        ),
+                        *(row_interval(r, m) for m in METRICS),
                     ]
                     for r in rows
                 ],
@@ -81,10 +79,7 @@ def html_report(title: str, sections: list[dict[str, Any]], meta: dict[str, Any]
                 [
                     [
                         name,
-                        *(
-                            f"{d[m]['mean']:+.3f} [{d[m]['low']:+.3f}, {d[m]['high']:+.3f}]"
-                            for m in GAP_METRICS
-                        ),
+                        *(interval(d[m], signed=True) for m in GAP_METRICS),
                     ]
                     for name, d in section["gaps"].items()
                 ],

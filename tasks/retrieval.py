@@ -93,19 +93,41 @@ def cosine(query_vector: list[float], stored: Any) -> float:
     return round(dot / norm, 4) if norm else 0.0
 
 
-def retrieve_many(
+def search_many(
     client: weaviate.WeaviateClient,
     alias: str,
-    queries: list[str],
-    vectors,
+    questions: list[str],
     top_k: int,
     alpha: float,
     groups: list[str],
+    model: str | None = None,
+    vectors: Any = None,
 ) -> list[list[Passage]]:
+    """Each question's passages for a caller with these groups: embedded with `model`
+    (unless their `vectors` are given), then `hybrid_search`."""
+    if vectors is None:
+        from tasks.embedding import embed_texts
+
+        if model is None:
+            raise ValueError("search_many needs the embedding model or the question vectors")
+        vectors = embed_texts(model, questions, show=False) if questions else []
     return [
         hybrid_search(client, alias, q, [float(x) for x in v], top_k, alpha, groups)
-        for q, v in zip(queries, vectors, strict=True)
+        for q, v in zip(questions, vectors, strict=True)
     ]
+
+
+def best_similarities(
+    client: weaviate.WeaviateClient,
+    alias: str,
+    questions: list[str],
+    vectors: Any,
+    alpha: float,
+    groups: list[str],
+) -> list[float]:
+    """Each question's best passage similarity (0.0 when nothing matches)."""
+    hits = search_many(client, alias, questions, 1, alpha, groups, vectors=vectors)
+    return [max((p.similarity for p in found), default=0.0) for found in hits]
 
 
 def doc_ranking(passage_ids: list[str]) -> list[str]:

@@ -11,7 +11,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from dualengine.settings import Settings
-from flows.steps.finetune import heldout_items
+from flows.steps.heldout import heldout_items
 from tasks.data import sample_set
 from tasks.progress import progress
 
@@ -27,7 +27,7 @@ def set_paths(settings: Settings, name: str) -> tuple[Path, Path]:
 def attribution_items(settings: Settings, name: str, questions: int) -> list[dict[str, Any]]:
     """Sampled held-out questions of a set with retrieved chunks (the groups of
     `retrieval.evaluation_groups`), the gold chunk among distractors, and recall@k: the gate's
-    builder (flows.steps.finetune.heldout_items)."""
+    builder (flows.steps.heldout.heldout_items)."""
     params = settings.params()
     corpus_path, eval_path = set_paths(settings, name)
     groups = params["retrieval"]["evaluation_groups"]
@@ -131,6 +131,7 @@ def record_attribution(
     import mlflow
     from tasks import tracking
     from tasks.attribution import GAP_METRICS, METRICS, markdown_gaps, markdown_table
+    from tasks.gate import row_interval
     from tasks.report import html_report
 
     report = html_report("dualengine component attribution", sections, meta)
@@ -173,11 +174,7 @@ def record_attribution(
             key=f"attribution-{section['set'].replace('_', '-')}",
             table=[
                 {"model": r["model"], "context": r["context"]}
-                | {
-                    m: f"{r[m]:.3f} [{r[f'{m}_low']:.3f}, {r[f'{m}_high']:.3f}]"
-                    for m in METRICS
-                    if m in r
-                }
+                | {m: row_interval(r, m) for m in METRICS if m in r}
                 for r in section["rows"]
             ],
             description=f"Attribution on {section['set']}: mean [95% bootstrap CI]",

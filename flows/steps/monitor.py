@@ -45,7 +45,7 @@ def _cached_embeddings(settings: Settings, key: str, texts: list[str]) -> np.nda
 
 def golden_similarities(settings: Settings, client, collection: str, questions) -> list[float]:
     """Best passage similarity of each golden question (`retrieval.evaluation_groups`)."""
-    from tasks.retrieval import hybrid_search
+    from tasks.retrieval import best_similarities
 
     params = settings.params()
     vectors = _cached_embeddings(
@@ -53,24 +53,14 @@ def golden_similarities(settings: Settings, client, collection: str, questions) 
         "golden-" + hashlib.sha256("\n".join(questions).encode()).hexdigest()[:12],
         questions,
     )
-    return [
-        max(
-            (
-                p.similarity
-                for p in hybrid_search(
-                    client,
-                    collection,
-                    q,
-                    v.tolist(),
-                    1,
-                    float(params["retrieval"]["alpha"]),
-                    params["retrieval"]["evaluation_groups"],
-                )
-            ),
-            default=0.0,
-        )
-        for q, v in zip(questions, vectors, strict=True)
-    ]
+    return best_similarities(
+        client,
+        collection,
+        list(questions),
+        vectors,
+        float(params["retrieval"]["alpha"]),
+        params["retrieval"]["evaluation_groups"],
+    )
 
 
 @task(name="knowledge-signals", **STEP)

@@ -234,10 +234,11 @@ def evaluate_live(
 ) -> tuple[str, dict[str, Any], dict[str, Any]]:
     """The live collection, its manifest and its retrieval quality on the eval sets (per set,
     per mode) for the evaluation groups; LookupError when there is no live index."""
-    from tasks.index_versions import live_collection, read_manifest
+    from dualengine.resolve import index_alias, live_index
+    from tasks.index_versions import read_manifest
 
     params = settings.params()
-    live = live_collection(client, params["index"]["alias"])
+    live = live_index(client, index_alias(settings))
     manifest = read_manifest(client, live)
     groups = params["retrieval"]["evaluation_groups"]
     report = evaluate_collection(client, live, eval_sets, embedding_spec(settings), modes, groups)

@@ -21,20 +21,14 @@ def register_hybrid_model(
     model while no champion exists) and make it the served `champion`. With only_if_changed,
     nothing is registered when the served version already pins that generator."""
     from dualengine.hybrid_model import register_hybrid
-    from dualengine.models import base_model_path
+    from dualengine.resolve import index_alias, resolve_generator
     from tasks import registry
 
     params = settings.params()
     gen_name = params["registry"]["model_name"]
     hybrid_name = params["registry"]["hybrid_model_name"]
-    found = registry.version_by_alias(gen_name, generator) if not generator.isdigit() else None
-    if generator.isdigit() or found is not None:
-        version, adapter = registry.download_version(
-            gen_name, generator, settings.cache_dir / "adapters"
-        )
-        pinned, base = str(version.version), (version.tags or {}).get("base_model")
-    else:
-        pinned, adapter, base = "base", None, base_model_path(settings)
+    choice = resolve_generator(settings, generator)
+    pinned, adapter, base = choice.version, choice.adapter, choice.base
     served = registry.version_by_alias(hybrid_name, registry.CHAMPION)
     if only_if_changed and served and (served.tags or {}).get("generator_version") == pinned:
         get_run_logger().info("hybrid v%s already serves generator %s", served.version, pinned)
@@ -48,7 +42,7 @@ def register_hybrid_model(
         key="hybrid-model",
         markdown=f"## `{hybrid_name}` v{hybrid} is now `champion`\n\n"
         f"Pins generator `{gen_name}` {pinned} and index alias "
-        f"`{params['index']['alias']}`.\n\nServe it: `dualengine serve-model` "
+        f"`{index_alias(settings)}`.\n\nServe it: `dualengine serve-model` "
         f"(= `mlflow models serve -m models:/{hybrid_name}@champion --env-manager local`).",
         description="Servable hybrid model",
     )

@@ -13,6 +13,7 @@ import pytest
 from e2e_helpers import cli, flow_runs_and_artifacts
 
 from dualengine import endpoints
+from dualengine.resolve import index_alias
 from tasks.grounding import content_words, supports
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
@@ -66,7 +67,7 @@ def test_pyfunc_loads_by_alias_and_answers_with_citations(hybrid, first_run, set
 
     name, served = hybrid
     model = mlflow.pyfunc.load_model(f"models:/{name}@champion")
-    alias = settings.params()["index"]["alias"]
+    alias = index_alias(settings)
     answers = model.predict(
         pd.DataFrame(
             [
@@ -99,7 +100,7 @@ def test_every_citation_points_at_a_real_passage_with_supporting_text(first_run,
         cited = answer.citations[0]
         assert cited.cited_by_model and cited.supports_answer
         assert cited.passage_id == answer.sources[1]["passage_id"]
-        alias = settings.params()["index"]["alias"]
+        alias = index_alias(settings)
         for citation in answer.citations:
             text = passage_text(engine.client, alias, citation.passage_id)
             assert supports(text, answer.answer) and citation.quote in text
@@ -186,7 +187,7 @@ def test_mlflow_models_serve_answers_http_with_the_access_filter(
         reply = httpx.post(f"http://127.0.0.1:{port}/invocations", json=body, timeout=120)
         assert reply.status_code == 200, reply.text
         answers = reply.json()["predictions"]
-        alias = settings.params()["index"]["alias"]
+        alias = index_alias(settings)
         check_answer(answers[0], weaviate, alias, first_run["decision"]["champion_after"])
         assert answers[1]["sources"] == [] and not answers[1]["answered"]
         bad = httpx.post(

@@ -5,6 +5,7 @@ import json
 import pytest
 from e2e_helpers import cli, flow_runs_and_artifacts
 
+from dualengine.resolve import index_alias
 from tasks import registry
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
@@ -82,7 +83,7 @@ def test_bad_training_data_stops_the_flow_and_changes_nothing(
     write_jsonl(bad, rows)
     name = settings.params()["registry"]["model_name"]
     before = len(MlflowClient().search_model_versions(f"name='{name}'"))
-    alias = settings.params()["index"]["alias"]
+    alias = index_alias(settings)
     live_before = weaviate.alias.get(alias_name=alias).collection
     out = cli(
         "run",
