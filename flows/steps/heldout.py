@@ -52,6 +52,31 @@ def gold_chunker(settings: Settings, corpus: dict[str, dict[str, Any]]):
     return gold
 
 
+def items_for(
+    settings: Settings, rows: list[dict[str, Any]], groups: list[str] | None, gold
+) -> list[dict[str, Any]]:
+    """Held-out items (tasks.heldout) of these questions, retrieved for a caller with these
+    groups; `gold` is a `gold_chunker`."""
+    from tasks.heldout import heldout_item
+
+    params = settings.params()
+    k = int(params["retrieval"]["top_k"])
+    n = int(params["retrieval"]["context_passages"])
+    seed = int(params["training"]["seed"])
+    hits = search_questions(settings, [r["question"] for r in rows], k + n, groups)
+    return [
+        heldout_item(
+            row,
+            [p.as_dict() for p in found],
+            gold(str(row["relevant_ids"][0]), row["answer"]),
+            n,
+            k,
+            seed,
+        )
+        for row, found in zip(rows, hits, strict=True)
+    ]
+
+
 def heldout_items(
     settings: Settings,
     corpus_path: Path,
@@ -66,29 +91,12 @@ def heldout_items(
     questions first (e.g. to the filings never trained on)."""
     import random
 
-    from tasks.heldout import heldout_item
-
-    params = settings.params()
     corpus = {str(d["id"]): d for d in read_jsonl(corpus_path)}
     rows = read_jsonl(eval_path)
     rows = keep(rows) if keep else rows
-    seed = int(params["training"]["seed"])
+    seed = int(settings.params()["training"]["seed"])
     rows = random.Random(seed).sample(rows, min(limit, len(rows)))
-    k = int(params["retrieval"]["top_k"])
-    n = int(params["retrieval"]["context_passages"])
-    hits = search_questions(settings, [r["question"] for r in rows], k + n, groups)
-    gold = gold_chunker(settings, corpus)
-    return [
-        heldout_item(
-            row,
-            [p.as_dict() for p in found],
-            gold(str(row["relevant_ids"][0]), row["answer"]),
-            n,
-            k,
-            seed,
-        )
-        for row, found in zip(rows, hits, strict=True)
-    ]
+    return items_for(settings, rows, groups, gold_chunker(settings, corpus))
 
 
 def gate_items(settings: Settings, paths: DatasetPaths, limit: int) -> list[dict[str, Any]]:
@@ -97,10 +105,8 @@ def gate_items(settings: Settings, paths: DatasetPaths, limit: int) -> list[dict
     the shared held-out shape (tasks.heldout). Golden questions are retrieved with their
     askers' groups."""
     from tasks.golden import GoldenSet
-    from tasks.heldout import heldout_item
 
-    params = settings.params()
-    raft = params["training"]["raft"]
+    raft = settings.params()["training"]["raft"]
     items = heldout_items(settings, paths.corpus, paths.eval, limit, raft["distractor_groups"])
     corpus = {str(d["id"]): d for d in read_jsonl(paths.corpus)}
     golden = [
@@ -108,22 +114,8 @@ def gate_items(settings: Settings, paths: DatasetPaths, limit: int) -> list[dict
         for g in GoldenSet(settings.state).items()
         if g.get("relevant_ids") and g["relevant_ids"][0] in corpus
     ]
-    k = int(params["retrieval"]["top_k"])
-    n = int(params["retrieval"]["context_passages"])
-    seed = int(params["training"]["seed"])
     gold = gold_chunker(settings, corpus)
     for groups in sorted({tuple(g["groups"]) for g in golden}):
         asked = [g for g in golden if tuple(g["groups"]) == groups]
-        hits = search_questions(settings, [g["question"] for g in asked], k + n, list(groups))
-        items += [
-            heldout_item(
-                g,
-                [p.as_dict() for p in found],
-                gold(str(g["relevant_ids"][0]), g["answer"]),
-                n,
-                k,
-                seed,
-            )
-            for g, found in zip(asked, hits, strict=True)
-        ]
+        items += items_for(settings, asked, list(groups), gold)
     return items
