@@ -185,6 +185,7 @@ def rating(result: dict[str, Any]) -> None:
 def attribution(result: dict[str, Any]) -> None:
     """`evaluate`: per set, the {model} × {context} table, the gaps and the diagnosis."""
     from tasks.attribution import GAP_METRICS, METRICS
+    from tasks.gate import interval, row_interval
 
     out = Console(width=220)
     for section in result["sets"]:
@@ -193,19 +194,12 @@ def attribution(result: dict[str, Any]) -> None:
             table.add_row(
                 r["model"],
                 r["context"],
-                *(f"{r[m]:.3f} [{r[f'{m}_low']:.3f}, {r[f'{m}_high']:.3f}]" for m in METRICS),
+                *(row_interval(r, m) for m in METRICS),
             )
         out.print(table)
         gap_table = Table("gap", *GAP_METRICS)
         for name, per_metric in section["gaps"].items():
-            gap_table.add_row(
-                name,
-                *(
-                    f"{per_metric[m]['mean']:+.3f} [{per_metric[m]['low']:+.3f}, "
-                    f"{per_metric[m]['high']:+.3f}]"
-                    for m in GAP_METRICS
-                ),
-            )
+            gap_table.add_row(name, *(interval(per_metric[m], signed=True) for m in GAP_METRICS))
         out.print(gap_table)
         out.print(f"diagnosis: {section['diagnosis']}")
         out.print(f"conflict rate (closed-book vs grounded): {section['conflict_rate']:.3f}")
