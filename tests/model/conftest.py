@@ -24,15 +24,14 @@ SAMPLE = 40  # held-out questions drawn with the training seed ...
 QUESTIONS = 16  # ... of which the ones with the shortest prompts are asked (CPU budget)
 
 
-def chunked_corpus(tokenizer: str, chunking: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
-    """Every XQuAD document's chunks (`doc#i` ids as the index names them)."""
+def chunked_corpus(tokenizer: str, chunking) -> dict[str, list[dict[str, Any]]]:
+    """Every XQuAD document's chunks (`doc#i` ids as the index names them), sized by
+    params.yaml `chunking` (dualengine.config.ChunkingSection)."""
     from tasks.chunking import split_text
 
     out = {}
     for doc in read_jsonl(DATA / "corpus.jsonl"):
-        parts = split_text(
-            doc["text"], tokenizer, int(chunking["max_tokens"]), int(chunking["overlap_tokens"])
-        )
+        parts = split_text(doc["text"], tokenizer, chunking.max_tokens, chunking.overlap_tokens)
         out[str(doc["id"])] = [
             {"passage_id": f"{doc['id']}#{n}", "title": doc["title"], "text": text}
             for n, text in enumerate(parts)
@@ -66,11 +65,10 @@ def heldout_sample(settings) -> list[dict[str, Any]]:
     from tasks.evaluation import normalize_answer
     from tasks.heldout import gold_passage, heldout_item
 
-    params = settings.params()
-    seed = int(params["training"]["seed"])
-    passages = int(params["retrieval"]["context_passages"])
-    k = int(params["retrieval"]["top_k"])
-    corpus = chunked_corpus(tokenizer_json(embedding_model_path(settings)), params["chunking"])
+    config = settings.config()
+    seed, k = config.training.seed, config.retrieval.top_k
+    passages = config.retrieval.context_passages
+    corpus = chunked_corpus(tokenizer_json(embedding_model_path(settings)), config.chunking)
     everything = [c for chunks in corpus.values() for c in chunks]
     rows = random.Random(seed).sample(read_jsonl(DATA / "eval.jsonl"), SAMPLE)
     items = []
@@ -91,14 +89,19 @@ def heldout(settings) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def system_prompt(settings) -> str:
-    """The answer path's system prompt (params.yaml `training.system_prompt`)."""
-    params = settings.params()
-    return " ".join(params["training"]["system_prompt"].split())
+def profile(settings):
+    """The `default` training profile: SmolLM2 on CPU (answering window, max_new_tokens and
+    the answer path's system prompt)."""
+    return settings.config().training_profile("default")
 
 
 @pytest.fixture(scope="module")
-def smollm2(settings):
+def system_prompt(profile) -> str:
+    return " ".join(profile.system_prompt.split())
+
+
+@pytest.fixture(scope="module")
+def smollm2(settings, profile):
     """SmolLM2-135M-Instruct as the answer path loads it (tasks.generation.load_generator),
     on one CPU thread; `DUALENGINE_BEHAVIOUR_ADAPTER` adds a fine-tuned adapter folder."""
     import torch
@@ -108,4 +111,4 @@ def smollm2(settings):
 
     torch.set_num_threads(int(os.environ.get("DUALENGINE_TORCH_THREADS") or 1))
     adapter = os.environ.get("DUALENGINE_BEHAVIOUR_ADAPTER") or None
-    return load_generator(str(ensure_smollm2(settings)), adapter, max_length=1024)
+    return load_generator(str(ensure_smollm2(settings)), adapter, profile.context_tokens)

@@ -33,7 +33,6 @@ from tasks.retrieval import Passage
 
 pytestmark = pytest.mark.model
 
-MAX_NEW_TOKENS = 16  # params.yaml training.profiles.default.max_new_tokens
 # thresholds (of the 16 asked questions), each below what was measured, above its control
 CITED_WHEN_MISSING_MAX = 7  # replies without the gold passage citing any (measured 5)
 GOLD_CITED_MIN = 12  # replies with the gold passage citing it (measured 14)
@@ -99,10 +98,10 @@ def contexts(heldout) -> dict[str, list[list[dict[str, Any]]]]:
 
 
 @pytest.fixture(scope="module")
-def replies(smollm2, system_prompt, questions, contexts) -> dict[str, list[str]]:
+def replies(smollm2, profile, system_prompt, questions, contexts) -> dict[str, list[str]]:
     """Raw greedy replies (first line, markers kept) in every context."""
     return {
-        name: smollm2.answer_many(system_prompt, questions, shown, MAX_NEW_TOKENS, raw=True)
+        name: smollm2.answer_many(system_prompt, questions, shown, profile.max_new_tokens, raw=True)
         for name, shown in contexts.items()
     }
 
