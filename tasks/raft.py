@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 REFUSAL = "Not in the documents."
-_CITATION = re.compile(r"\s*\[(\d+)\]\s*$")
+_CITATION = re.compile(r"\s*\[(\d+)\]\s*[.,;!]?\s*$")  # "answer [2]" or "answer [2]."
 
 
 def grounded_target(answer: str, position: int) -> str:
@@ -22,7 +22,8 @@ def grounded_target(answer: str, position: int) -> str:
 
 
 def split_citation(text: str) -> tuple[str, int | None]:
-    """`answer [n]` → (answer, n); a reply without a marker gives (text, None)."""
+    """`answer [n]` (a closing full stop allowed) → (answer, n); a reply without a marker at
+    its end gives (text, None)."""
     match = _CITATION.search(text)
     if not match:
         return text.strip(), None

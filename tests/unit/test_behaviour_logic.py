@@ -58,6 +58,12 @@ def test_instruction_rows_become_examples():
 def test_split_citation():
     assert split_citation("Denver Broncos [2]") == ("Denver Broncos", 2)
     assert split_citation("no marker") == ("no marker", None)
+    assert split_citation("Denver Broncos [2].") == ("Denver Broncos", 2)
+    assert split_citation("In 1066 [3] .") == ("In 1066", 3)
+    assert split_citation("[2] is a marker mid-reply, not a citation") == (
+        "[2] is a marker mid-reply, not a citation",
+        None,
+    )
 
 
 @pytest.mark.parametrize(
