@@ -222,8 +222,12 @@ def length_batches(lengths: list[int], size: int) -> list[list[int]]:
 
 
 def finish(text: str, raw: bool) -> str:
-    """A generation's first line: as generated (raw) or cleaned, without its citation."""
-    line = text.strip().split("\n", 1)[0]
+    """A generation's first line (a lead-in ending in ':' keeps the line after it): as
+    generated (raw) or cleaned, without its citation."""
+    lines = [line.strip() for line in text.strip().split("\n") if line.strip()] or [""]
+    line = lines[0]
+    if line.endswith(":") and len(lines) > 1:
+        line = f"{line} {lines[1]}"
     if raw:
         return line.strip()
     return clean_answer(split_citation(line)[0])
