@@ -83,7 +83,7 @@ def collection_count(client: weaviate.WeaviateClient, name: str) -> int:
     collection = client.collections.get(name)
     return int(
         read_with_retries(
-            lambda: collection.aggregate.over_all(total_count=True), delay_s=1.0
+            lambda: collection.aggregate.over_all(total_count=True), attempts=5, delay_s=1.0
         ).total_count
     )
 

@@ -12,7 +12,7 @@ T = TypeVar("T")
 
 TRANSIENT_MESSAGES = (
     "could not find class",
-    "context deadline exceeded",
+    "deadline exceeded",  # gRPC DEADLINE_EXCEEDED and Go's "context deadline exceeded"
     "connection refused",
     "cannot achieve consistency level",
     "unavailable",

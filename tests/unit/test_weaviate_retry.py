@@ -39,3 +39,9 @@ def test_gives_up_after_the_last_attempt():
 
 def test_other_exceptions_are_not_transient():
     assert not is_transient(ValueError("could not find class"))
+
+
+def test_a_grpc_deadline_is_transient():
+    message = 'status = StatusCode.DEADLINE_EXCEEDED details = "Deadline Exceeded"'
+    call, calls = failing([message])
+    assert read_with_retries(call, delay_s=0) == "hits" and len(calls) == 2
