@@ -82,10 +82,10 @@ def main() -> None:
     load_before = os.getloadavg()
     torch.set_num_threads(args.threads)
     settings = Settings(profile="default")
-    tp = settings.training_params()
+    profile = settings.training_profile()
     base = base_model_path(settings)
-    system, new = tp["system_prompt"], int(tp["max_new_tokens"])
-    items = prompts_from_held_out(settings, args.questions, int(tp["seed"]))
+    system, new = profile.system_prompt, profile.max_new_tokens
+    items = prompts_from_held_out(settings, args.questions, profile.seed)
     questions = [i["question"] for i in items]
     contexts = [i["ctx"] for i in items]
     gens = {m: load_generator(base, None, settings.context_length(), m) for m in ("none", "int8")}
@@ -113,7 +113,7 @@ def main() -> None:
         ]
         for m in answers
     }
-    diff = paired_difference(f1["int8"], f1["none"], int(tp["seed"]), 1000)
+    diff = paired_difference(f1["int8"], f1["none"], profile.seed, 1000)
     p50 = {m: statistics.median(v) for m, v in single.items()}
     result = {
         "when": time.strftime("%Y-%m-%d %H:%M"),

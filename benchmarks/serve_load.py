@@ -153,7 +153,7 @@ def main() -> None:
     physical = limit(
         AutoConfig.from_pretrained(base_model_path(settings)),
         args.prompt_tokens,
-        int(settings.training_params()["max_new_tokens"]),
+        settings.training_profile().max_new_tokens,
     )
     try:
         result = run_clients(url, questions, args.clients, args.seconds)

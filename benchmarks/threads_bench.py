@@ -43,12 +43,14 @@ def main() -> None:
 
     load_before = os.getloadavg()
     settings = Settings(profile="default")
-    tp = settings.training_params()
+    profile = settings.training_profile()
     base = base_model_path(settings)
     generator = load_generator(base, None, settings.context_length())
-    items = prompts_from_held_out(settings, 4, int(tp["seed"]))
-    system, new = tp["system_prompt"], int(tp["max_new_tokens"])
-    trainee = get_peft_model(AutoModelForCausalLM.from_pretrained(base), lora_config(tp))
+    items = prompts_from_held_out(settings, 4, profile.seed)
+    system, new = profile.system_prompt, profile.max_new_tokens
+    trainee = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(base), lora_config(profile.as_dict())
+    )
     ids = torch.randint(100, 40000, (4, 512)).tolist()
     batch = collate([TrainingExample(r, [-100] * 500 + r[500:]) for r in ids], 0)
 

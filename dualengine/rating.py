@@ -34,16 +34,15 @@ def rate_answer(
     from dualengine.endpoints import export_endpoints
     from tasks.query_log import QueryLog
 
-    params = settings.params()
-    rules = params["validation"]
+    config = settings.config()
     rating = parse_rating(
-        trace_id, good, bad, correction, user or default_user(), int(rules["answer_max_chars"])
+        trace_id, good, bad, correction, user or default_user(), config.validation.answer_max_chars
     )
     export_endpoints(settings)
     facts = trace_facts(answer_trace(rating.trace_id))
     assessments = log_assessments(rating)
     rows = 0
-    if params["answer"].get("log_queries", True):
+    if config.answer.log_queries:
         log = QueryLog(settings.query_log)
         try:
             rows = log.rate(rating.trace_id, rating.label, rating.correction)
@@ -51,6 +50,7 @@ def rate_answer(
             log.close()
     golden = None
     if rating.correction:
+        rules = config.validation.model_dump()
         golden = offer_golden(settings, facts, rating.correction, rating.trace_id, rules)
     return {
         "trace_id": rating.trace_id,

@@ -51,7 +51,7 @@ class Refused(Exception):
 
 def allowed_groups(settings: Settings) -> list[str]:
     """The groups a UI caller may pick (params.yaml `retrieval.default_groups`)."""
-    return sorted(settings.params()["retrieval"]["default_groups"])
+    return sorted(settings.config().retrieval.default_groups)
 
 
 def pick_groups(settings: Settings, picked: list[str]) -> list[str]:
@@ -103,12 +103,12 @@ def create_app(settings: Settings, engine_factory: Callable[[], Any]) -> FastAPI
 
     def ask(question: str, groups: list[str]) -> dict[str, Any]:
         question = (question or "").strip()
-        rules = settings.params()["validation"]
-        if not rules["question_min_chars"] <= len(question) <= rules["question_max_chars"]:
+        rules = settings.config().validation
+        if not rules.question_min_chars <= len(question) <= rules.question_max_chars:
             raise Refused(
                 400,
-                f"a question has {rules['question_min_chars']} to "
-                f"{rules['question_max_chars']} characters",
+                f"a question has {rules.question_min_chars} to "
+                f"{rules.question_max_chars} characters",
             )
         chosen = pick_groups(settings, groups)  # refused before any work is done
         return engine().ask(question, chosen).as_dict()

@@ -81,7 +81,7 @@ def start_receiver(
     Before a byte of the body is read: the path, a Content-Length within `max_body`, and a
     socket timeout of `timeout_s` for every read (a slow or silent client is cut off)."""
     secret = webhook_secret(settings)
-    model_name = settings.params()["registry"]["model_name"]
+    model_name = settings.config().registry.model_name
     deliveries = DeliveryLog()
 
     class Handler(BaseHTTPRequestHandler):

@@ -37,8 +37,8 @@ def deployment_specs(settings: Settings) -> list[tuple[Any, str, dict[str, Any]]
     from flows.retrain import retrain_flow
     from flows.serving import register_hybrid_flow
 
-    schedules = settings.params()["schedules"]
-    generator = settings.params()["registry"]["model_name"]
+    schedules = settings.config().schedules
+    generator = settings.config().registry.model_name
     profile = {"profile": settings.profile}
 
     def trigger(name: str, event: str, resource: str, parameters: dict[str, Any] | None = None):
@@ -54,7 +54,7 @@ def deployment_specs(settings: Settings) -> list[tuple[Any, str, dict[str, Any]]
             monitor_flow,
             "hourly",
             {
-                "cron": schedules["monitor"],
+                "cron": schedules.monitor,
                 "parameters": profile,
                 "tags": ["dualengine", "monitor"],
                 "description": "Drift and health signals of both engines; emits repair events.",
@@ -64,7 +64,7 @@ def deployment_specs(settings: Settings) -> list[tuple[Any, str, dict[str, Any]]
             reindex_flow,
             "nightly",
             {
-                "cron": schedules["reindex"],
+                "cron": schedules.reindex,
                 "triggers": [
                     trigger(
                         "knowledge degraded", EVENTS["knowledge"], "dualengine.engine.knowledge"

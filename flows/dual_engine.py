@@ -31,9 +31,7 @@ def dual_engine_flow(
     corpora = reindex.resolve_corpora(settings, [corpus] if corpus else None)
     data.validate_datasets(settings, paths, corpora)
     docs, quarantined = reindex.validate_corpus(settings, corpora)
-    with exclusive(
-        REINDEX_LIMIT, settings.params()["index"].get("lock_wait_seconds", 60), "re-index"
-    ):
+    with exclusive(REINDEX_LIMIT, settings.config().index.lock_wait_seconds, "re-index"):
         index = reindex.reindex_knowledge(settings, docs, corpora, False, quarantined)
     if not index["gate"].get("passed", True):
         logger.warning("index rebuild refused by the gate; training against the live index")
@@ -48,7 +46,7 @@ def dual_engine_flow(
     decision = gate.promotion_gate(settings, paths, challenger)
     hybrid = serving.register_hybrid_model(settings)
     answer = data.answer_sample(
-        settings, question, groups or settings.params()["retrieval"]["default_groups"]
+        settings, question, groups or settings.config().retrieval.default_groups
     )
     summary = {
         "data_version": version,

@@ -56,7 +56,7 @@ def retrain_flow(profile: str | None = None, reason: str = "manual") -> dict[str
     from flows.finetune import finetune_flow, promote_flow
 
     settings = Settings.for_profile(profile)
-    cooldown = float(settings.params()["schedules"]["retrain_cooldown_minutes"])
+    cooldown = settings.config().schedules.retrain_cooldown_minutes
     others = recent_retrains(cooldown)
     if others:
         message = f"skipped: retrain run {others[0].name} started within {cooldown:g} min"

@@ -47,7 +47,7 @@ def validate_datasets(settings: Settings, paths: DatasetPaths, corpora: dict[str
     Questions must point at passages of the corpora; the corpus itself is checked document by
     document in `validate-corpus`, which quarantines bad documents instead of stopping.
     """
-    rules = settings.params()["validation"]
+    rules = settings.config().validation.model_dump()
     known: list[str] = []
     for path in corpora.values():
         known.extend(str(r.get("id")) for r in read_jsonl(Path(path)))
