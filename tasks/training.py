@@ -6,11 +6,12 @@ the gold answer (the target). The loop is short enough to hold in your head, nan
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -170,8 +171,6 @@ def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
 
 
 def _save_checkpoint(accelerator, folder: Path, meta: dict[str, Any]) -> None:
-    import json
-
     staging = folder.with_name(folder.name + ".partial")
     accelerator.save_state(str(staging))
     if accelerator.is_main_process:
@@ -185,8 +184,6 @@ def _save_checkpoint(accelerator, folder: Path, meta: dict[str, Any]) -> None:
 
 
 def latest_checkpoint(checkpoint_dir: Path | None) -> tuple[Path | None, dict[str, Any]]:
-    import json
-
     if checkpoint_dir is None:
         return None, {}
     folder = checkpoint_dir / "latest"
@@ -337,3 +334,63 @@ def train_lora(
         tokenizer.save_pretrained(output_dir)
     accelerator.wait_for_everyone()
     return result
+
+
+def run_training(spec: dict[str, Any]) -> dict[str, Any]:
+    """Train from a spec (base model, RAFT example files, the profile's parameters, output and
+    checkpoint folders, optionally an MLflow run for per-step metrics): in-process from the
+    finetune step, or per process under `accelerate launch -m flows.train_worker SPEC.json`.
+    Examples whose whole prompt exceeds the answering context length are dropped (listed)."""
+    from tasks.data import read_jsonl
+    from tasks.raft import encode_raft_examples
+
+    configure_threads(spec.get("torch_threads"))
+    params = spec["params"]
+    tokenizer = load_tokenizer(spec["base_model"])
+    length = int(params.get("context_length") or params["max_length"])
+    dropped: list[str] = []
+
+    def encode(path: str | None) -> list[TrainingExample] | None:
+        if not path:
+            return None
+        rows = read_jsonl(Path(path))
+        kept, lost = encode_raft_examples(tokenizer, spec["system_prompt"], rows, length)
+        dropped.extend(lost)
+        return kept
+
+    run_id, client = spec.get("mlflow_run_id"), None
+    if run_id:
+        from mlflow import MlflowClient
+
+        client = MlflowClient()
+
+    def log(name: str) -> Callable[[int, float], None] | None:
+        if client is None:
+            return None
+        return lambda step, value: client.log_metric(run_id, name, value, step=step)
+
+    train, held = encode(spec["train_path"]), encode(spec.get("eval_path"))
+    if not train:
+        raise ValueError(
+            f"{spec['train_path']}: no training example fits {length} tokens with its passages "
+            f"whole ({len(dropped)} dropped)"
+        )
+    result = train_lora(
+        spec["base_model"],
+        train,
+        params,
+        Path(spec["output_dir"]),
+        on_step=log("train_loss"),
+        eval_examples=held or None,
+        on_eval=log("eval_loss"),
+        checkpoint_dir=Path(spec["checkpoint_dir"]) if spec.get("checkpoint_dir") else None,
+        resume=bool(spec.get("resume")),
+    )
+    summary = asdict(result) | {"tokens_per_second": result.tokens_per_second}
+    summary |= {"dropped_examples": dropped, "context_length": length}
+    if spec.get("result_path"):
+        from accelerate import PartialState
+
+        if PartialState().is_main_process:
+            Path(spec["result_path"]).write_text(json.dumps(summary))
+    return summary

@@ -194,7 +194,7 @@ def launch_training(
 ) -> dict[str, Any]:
     """In this process, or through `accelerate launch` for several processes or a config."""
     if not accelerate_config and num_processes <= 1:
-        from flows.train_worker import run_training
+        from tasks.training import run_training
 
         return run_training(spec)
     spec_path = Path(spec["output_dir"]).parent / "spec.json"
