@@ -42,11 +42,9 @@ def ask(
     from dualengine.resolve import AccessGroupsError, caller_groups
 
     settings = Settings.for_profile(profile)
-    retrieval = settings.params()["retrieval"]
+    retrieval = settings.config().retrieval
     try:  # checked before any service or model is touched
-        groups = caller_groups(
-            groups or retrieval["default_groups"], retrieval.get("anonymous_groups")
-        )
+        groups = caller_groups(groups or retrieval.default_groups, retrieval.anonymous_groups)
     except AccessGroupsError as exc:
         fail(f"--group: {exc}", 2)
     connect(settings, ANSWER_SERVICES)
@@ -77,8 +75,8 @@ def feedback(
 
     settings = get_settings()
     try:
-        rules = settings.params()["validation"]
-        parse_rating(trace_id, good, bad, correction, user or "-", int(rules["answer_max_chars"]))
+        limit = settings.config().validation.answer_max_chars
+        parse_rating(trace_id, good, bad, correction, user or "-", limit)
         require_services(settings, ("mlflow",))  # a rating needs only MLflow
         with contextlib.redirect_stdout(sys.stderr):
             result = rate_answer(settings, trace_id, good, bad, correction, user)

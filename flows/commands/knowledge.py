@@ -33,7 +33,7 @@ def ingest(
 
     settings = get_settings()
     try:
-        groups = validate_groups(group or settings.params()["data"]["access_groups"], "--group")
+        groups = validate_groups(group or settings.config().data.access_groups, "--group")
     except AccessGroupsError as exc:
         fail(exc, 2)
     if not Path(path).exists():

@@ -28,7 +28,7 @@ def fail(message: object, code: int) -> NoReturn:
 
 
 def lock_wait(settings: Settings, wait: float | None) -> float:
-    return float(settings.params()["index"].get("lock_wait_seconds", 60) if wait is None else wait)
+    return settings.config().index.lock_wait_seconds if wait is None else float(wait)
 
 
 def require_services(settings: Settings, needed: tuple[str, ...] = services.SERVICE_NAMES) -> None:
