@@ -63,7 +63,7 @@ def engine_for(
         settings.params(), settings.training_params(), embedding_model_path(settings)
     )
     if log_queries is None:
-        log_queries = bool(settings.params()["answer"]["log_queries"])
+        log_queries = settings.config().answer.log_queries
     client = connect(settings)
     return HybridEngine(
         generator,
@@ -73,10 +73,7 @@ def engine_for(
         query_log=QueryLog(settings.query_log) if log_queries else None,
         caller=caller,
         on_close=client.close,
-        tracer=AnswerTracer(
-            enabled=bool(settings.params()["answer"].get("trace", True))
-            and tracing_enabled_by_env()
-        ),
+        tracer=AnswerTracer(enabled=settings.config().answer.trace and tracing_enabled_by_env()),
     )
 
 

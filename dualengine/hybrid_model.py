@@ -140,14 +140,14 @@ def register_hybrid(
     from dualengine.weaviate_client import weaviate_client
     from tasks import registry, tracking
 
-    params = settings.params()
-    name = params["registry"]["hybrid_model_name"]
+    cfg = settings.config()
+    name = cfg.registry.hybrid_model_name
     alias = index_alias(settings)
     endpoints = resolve_endpoints(settings)
     with weaviate_client(settings) as client:
         collection = live_index(client, alias, required=False)
     config = {
-        "generator_model": params["registry"]["model_name"],
+        "generator_model": cfg.registry.model_name,
         "generator_version": generator_version,
         "index_alias": alias,
         "profile": settings.profile,
@@ -156,7 +156,7 @@ def register_hybrid(
         "weaviate_url": endpoints.weaviate_http,
         "weaviate_grpc_port": endpoints.weaviate_grpc_port,
         "query_log_url": settings.query_log,
-        "log_queries": bool(params["answer"]["log_queries"]),
+        "log_queries": cfg.answer.log_queries,
     }
     artifacts = {"params": str(settings.params_path)}
     if adapter_dir:
@@ -204,7 +204,7 @@ def register_hybrid(
 
 
 def model_uri(settings: Settings, ref: str = "champion") -> str:
-    name = settings.params()["registry"]["hybrid_model_name"]
+    name = settings.config().registry.hybrid_model_name
     return f"models:/{name}/{ref}" if ref.isdigit() else f"models:/{name}@{ref}"
 
 
@@ -225,7 +225,7 @@ def serve_command(
 
     from dualengine.model_signing import verified_model_dir
 
-    name = settings.params()["registry"]["hybrid_model_name"]
+    name = settings.config().registry.hybrid_model_name
     _, folder = verified_model_dir(settings, name, ref)
     return [
         str(Path(sys.executable).parent / "mlflow"),

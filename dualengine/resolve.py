@@ -104,7 +104,7 @@ def caller_groups(requested: Any, anonymous: Sequence[str] | None) -> list[str]:
 
 def index_alias(settings: Settings) -> str:
     """The alias callers search through (params.yaml `index.alias`)."""
-    return str(settings.params()["index"]["alias"])
+    return settings.config().index.alias
 
 
 def live_index(client: weaviate.WeaviateClient, alias: str, required: bool = True) -> str | None:
@@ -170,7 +170,7 @@ def generator_version(settings: Settings, ref: str | None = CHAMPION) -> str:
     """The registry version (or "base") a reference names, without downloading anything."""
     from tasks import registry
 
-    name = settings.params()["registry"]["model_name"]
+    name = settings.config().registry.model_name
 
     def by_alias(alias: str) -> str | None:
         found = registry.version_by_alias(name, alias)
@@ -191,7 +191,7 @@ def resolve_generator(settings: Settings, ref: str | None = CHAMPION) -> Generat
     version = generator_version(settings, ref)
     if version == BASE:
         return GeneratorChoice(BASE, None, configured())
-    name = settings.params()["registry"]["model_name"]
+    name = settings.config().registry.model_name
     found, adapter = registry.download_version(name, version, settings.cache_dir / "adapters")
     base = adapter_base((found.tags or {}).get("base_model"), configured)
     return GeneratorChoice(str(found.version), adapter, base, found.run_id)

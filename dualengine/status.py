@@ -14,7 +14,7 @@ METRIC_PREFIXES = ("eval_", "retrieval_")
 def _model_versions(settings: Settings) -> dict[str, Any]:
     from tasks import registry
 
-    name = settings.params()["registry"]["model_name"]
+    name = settings.config().registry.model_name
     found: dict[str, Any] = {"name": name}
     for alias in (registry.CHAMPION, registry.CHALLENGER):
         version = registry.version_by_alias(name, alias)
@@ -36,7 +36,7 @@ def _served_hybrid(settings: Settings) -> dict[str, Any] | None:
     from tasks import registry
 
     version = registry.version_by_alias(
-        settings.params()["registry"]["hybrid_model_name"], registry.CHAMPION
+        settings.config().registry.hybrid_model_name, registry.CHAMPION
     )
     if version is None:
         return None

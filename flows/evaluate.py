@@ -29,11 +29,10 @@ def evaluate_flow(
     from tasks.attribution import conflict_rate, diagnose, gaps, table_rows
 
     settings = Settings.for_profile(profile)
-    params = settings.params()
-    config = params["evaluation"]
-    reg = params["registry"]
-    sets = sets or list(config["sets"])
-    questions = questions or int(config["questions"])
+    config = settings.config()
+    evaluation, reg = config.evaluation, config.registry
+    sets = sets or list(evaluation.sets)
+    questions = questions or evaluation.questions
     ref = generator_version(settings, model)  # the given one, else champion, else challenger
     paths, data_version = data.prepare_data(settings, None, None, None)
     with weaviate_client(settings) as client:
@@ -58,7 +57,7 @@ def evaluate_flow(
             else:
                 by_context, answers[label] = run()
             scores |= {(label, context): s for context, s in by_context.items()}
-        seed, n_boot = int(params["training"]["seed"]), int(reg["bootstrap_samples"])
+        seed, n_boot = config.training.seed, reg.bootstrap_samples
         sections.append(
             {
                 "set": name,
@@ -68,8 +67,8 @@ def evaluate_flow(
                 "gaps": gaps(scores, seed, n_boot),
                 "diagnosis": diagnose(
                     scores,
-                    float(config["diagnosis"]["retrieved_vs_oracle_min"]),
-                    float(config["diagnosis"]["oracle_f1_min"]),
+                    evaluation.diagnosis.retrieved_vs_oracle_min,
+                    evaluation.diagnosis.oracle_f1_min,
                 ),
                 "conflict_rate": conflict_rate(
                     answers["finetuned"]["retrieved"], answers["finetuned"]["closed_book"]
@@ -79,7 +78,7 @@ def evaluate_flow(
         get_run_logger().info("%s: %s", name, sections[-1]["diagnosis"])
     meta = {
         "profile": settings.profile,
-        "finetuned_model": reg["model_name"],
+        "finetuned_model": reg.model_name,
         "finetuned_version": version,
         "index_collection": collection,
         "data_version": data_version,

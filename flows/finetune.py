@@ -69,7 +69,7 @@ def promote_flow(profile: str | None = None, version: str | None = None) -> dict
     from tasks.data import sample_dataset_paths
 
     settings = Settings.for_profile(profile)
-    name = settings.params()["registry"]["model_name"]
+    name = settings.config().registry.model_name
     if version is None:
         found = registry.version_by_alias(name, registry.CHALLENGER)
         if found is None:
@@ -88,7 +88,7 @@ def rollback_model_flow(profile: str | None = None) -> dict[str, str]:
     from tasks import registry
 
     settings = Settings.for_profile(profile)
-    name = settings.params()["registry"]["model_name"]
+    name = settings.config().registry.model_name
     before, after = registry.rollback_champion(name)
     serving_steps.register_hybrid_model(settings)
     create_markdown_artifact(

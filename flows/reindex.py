@@ -25,9 +25,7 @@ def reindex_flow(
     default params `index.lock_wait_seconds`, then is refused); a run that would wipe or
     mass-delete the live index is refused unless `allow_mass_delete`."""
     settings = Settings()
-    wait = (
-        settings.params()["index"].get("lock_wait_seconds", 60) if lock_wait is None else lock_wait
-    )
+    wait = settings.config().index.lock_wait_seconds if lock_wait is None else lock_wait
     with exclusive(REINDEX_LIMIT, wait, "re-index"):
         corpora = ks.resolve_corpora(settings, corpus)
         docs, quarantined = ks.validate_corpus(settings, corpora)
@@ -52,7 +50,7 @@ def rollback_index_flow() -> dict[str, str]:
     settings = Settings()
     alias = index_alias(settings)
     with weaviate_client(settings) as client:
-        before, after = rollback(client, alias, settings.params()["index"]["collection_prefix"])
+        before, after = rollback(client, alias, settings.config().index.collection_prefix)
     create_markdown_artifact(
         key="index-rollback",
         markdown=f"## Index rollback\n\nAlias `{alias}`: `{before}` → `{after}`",

@@ -28,9 +28,8 @@ def attribution_items(settings: Settings, name: str, questions: int) -> list[dic
     """Sampled held-out questions of a set with retrieved chunks (the groups of
     `retrieval.evaluation_groups`), the gold chunk among distractors, and recall@k: the gate's
     builder (flows.steps.heldout.heldout_items)."""
-    params = settings.params()
     corpus_path, eval_path = set_paths(settings, name)
-    groups = params["retrieval"]["evaluation_groups"]
+    groups = settings.config().retrieval.evaluation_groups
     return heldout_items(
         settings, corpus_path, eval_path, questions, groups, untrained(settings, name)
     )
@@ -41,23 +40,24 @@ def untrained(settings: Settings, name: str):
     never trained on (the same seeded company split as the training data); else None."""
     from tasks.data import split_by_company
 
-    params = settings.params()
-    style = (params["training"].get("styles") or {}).get(name)
-    if not style or name not in params["knowledge"]["corpora"]:
+    config = settings.config()
+    style = config.style(name)
+    if style is None:
         return None
-    companies, seed = int(style["train_companies"]), int(params["training"]["seed"])
+    companies, seed = style.train_companies, config.training.seed
     return lambda rows: split_by_company(rows, companies, seed)[1]
 
 
 def answer_style(settings: Settings, name: str) -> tuple[str, int]:
     """System prompt and max_new_tokens for answering an evaluation set: the corpus's own
     style (`training.styles`) when it has one, else the profile's."""
-    params = settings.params()
-    tp = settings.training_params()
-    style = (params["training"].get("styles") or {}).get(name) or {}
-    per_set = (params["evaluation"].get("max_new_tokens") or {}).get(name)
-    system = " ".join(style["system_prompt"].split()) if style else tp["system_prompt"]
-    return system, int(style.get("max_new_tokens") or per_set or tp["max_new_tokens"])
+    config = settings.config()
+    profile = settings.training_profile()
+    style = config.training.styles.get(name)
+    per_set = config.evaluation.max_new_tokens.get(name)
+    if style is not None:
+        return style.system, style.max_new_tokens
+    return profile.system_prompt, per_set or profile.max_new_tokens
 
 
 def base_score_key(
@@ -74,7 +74,8 @@ def base_score_key(
     from tasks.data import files_version
     from tasks.score_cache import digest, model_digest
 
-    params = settings.params()
+    config = settings.config()
+    profile = settings.training_profile()
     return {
         "kind": "attribution-base",
         "base_model": model_digest(base_model_path(settings)),
@@ -84,12 +85,12 @@ def base_score_key(
         "inputs": digest(items),
         "params": digest(
             {
-                "system_prompt": system or settings.training_params()["system_prompt"],
+                "system_prompt": system or profile.system_prompt,
                 "metrics": "f1 em semantic nll faithfulness recall",
-                "closed_book_prompt": params["answer"]["closed_book_prompt"],
+                "closed_book_prompt": config.answer.closed_book_prompt,
                 "max_new_tokens": max_new_tokens,
-                "context_length": settings.context_length(),
-                "quantize": settings.quantize(),
+                "context_length": profile.context_tokens,
+                "quantize": config.inference.quantize,
             }
         ),
     }
@@ -109,13 +110,13 @@ def score_model_conditions(
     from tasks.attribution import score_conditions
     from tasks.evaluation import semantic_scores
 
-    params = settings.params()
+    config = settings.config()
     model = embedding_model_path(settings)
     with progress(f"evaluate: {label}", 3 * len(items), key=f"evaluate-{label}") as bar:
         return score_conditions(
             generator,
-            system or settings.training_params()["system_prompt"],
-            " ".join(params["answer"]["closed_book_prompt"].split()),
+            system or settings.training_profile().system_prompt,
+            " ".join(config.answer.closed_book_prompt.split()),
             items,
             max_new_tokens,
             on_batch=bar.advance,

@@ -16,6 +16,7 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
+from dualengine.config import Profile, RaftSection
 from dualengine.models import base_model_path
 from dualengine.settings import Settings
 from flows.steps.data import gate_on_reports
@@ -28,7 +29,7 @@ STEP = {"cache_policy": NO_CACHE, "persist_result": False}
 
 
 def style_examples(
-    settings: Settings, tp: dict[str, Any], raft: dict[str, Any]
+    settings: Settings, profile: Profile, raft: RaftSection
 ) -> tuple[list[dict[str, Any]], int]:
     """RAFT examples of the indexed corpora with their own answer style (`training.styles`,
     e.g. long-form SEC answers): questions of the training companies' filings only
@@ -41,38 +42,36 @@ def style_examples(
     from tasks.pii import find_pii
     from tasks.raft import build_raft_examples
 
-    params = settings.params()
+    config = settings.config()
     out: list[dict[str, Any]] = []
     skipped = 0
-    for name, style in (params["training"].get("styles") or {}).items():
-        if name not in params["knowledge"]["corpora"] or not int(style.get("train_examples", 0)):
+    for name, style in config.training.styles.items():
+        if name not in config.knowledge.corpora or not style.train_examples:
             continue
-        corpus_path, eval_path = sample_set(settings.data_dir, params, name)
+        corpus_path, eval_path = sample_set(settings.data_dir, settings.params(), name)
         corpus = {str(d["id"]): d for d in read_jsonl(corpus_path)}
         train, _ = split_by_company(
-            read_jsonl(eval_path), int(style["train_companies"]), int(params["training"]["seed"])
+            read_jsonl(eval_path), style.train_companies, config.training.seed
         )
-        rows = random.Random(tp["seed"]).sample(
-            train, min(len(train), int(style["train_examples"]))
-        )
+        rows = random.Random(profile.seed).sample(train, min(len(train), style.train_examples))
         rows = [
             r | {"passage_id": str(r["relevant_ids"][0]), "answer": " ".join(r["answer"].split())}
             for r in rows
         ]
-        k = raft["distractors"] + 2
-        hits = search_questions(settings, [r["question"] for r in rows], k, list(style["groups"]))
+        k = raft.distractors + 2
+        hits = search_questions(settings, [r["question"] for r in rows], k, list(style.groups))
         found = {r["question"]: [p.as_dict() for p in h] for r, h in zip(rows, hits, strict=True)}
         gold = gold_chunker(settings, corpus)
         examples = build_raft_examples(
             rows,
             corpus,
             lambda q, found=found: found[q],
-            raft["distractors"],
-            raft["oracle_missing_fraction"],
-            tp["seed"],
+            raft.distractors,
+            raft.oracle_missing_fraction,
+            profile.seed,
             gold=lambda item, gold=gold: gold(item["passage_id"], item["answer"]),
         )
-        system = " ".join(style["system_prompt"].split())
+        system = style.system
         for e in examples:
             if any(find_pii(p["text"]) for p in e["passages"]):
                 skipped += 1
@@ -91,17 +90,16 @@ def build_raft_data(
     from tasks.pii import find_pii
     from tasks.raft import build_raft_examples, instruction_examples
 
-    params = settings.params()
-    tp = settings.training_params()
-    raft = params["training"]["raft"]
+    profile = settings.training_profile()
+    raft = settings.config().training.raft
     corpus = {str(d["id"]): d for d in read_jsonl(paths.corpus)}
     import random
 
     rows = read_jsonl(paths.train)
-    rng = random.Random(tp["seed"])
-    rows = rng.sample(rows, min(len(rows), tp["train_examples"] + raft["eval_held_out"]))
-    k = raft["distractors"] + 2
-    hits = search_questions(settings, [r["question"] for r in rows], k, raft["distractor_groups"])
+    rng = random.Random(profile.seed)
+    rows = rng.sample(rows, min(len(rows), profile.train_examples + raft.eval_held_out))
+    k = raft.distractors + 2
+    hits = search_questions(settings, [r["question"] for r in rows], k, raft.distractor_groups)
     # a passage holding personal data is never a distractor (the next hit takes its place)
     lookup = {
         r["question"]: [p.as_dict() for p in h if not find_pii(p.as_dict()["text"])]
@@ -112,18 +110,18 @@ def build_raft_data(
         rows,
         corpus,
         lambda q: lookup[q],
-        raft["distractors"],
-        raft["oracle_missing_fraction"],
-        tp["seed"],
-        raft["passage_words"],
+        raft.distractors,
+        raft.oracle_missing_fraction,
+        profile.seed,
+        raft.passage_words,
         gold=lambda item: gold(str(item["passage_id"]), item["answer"]),
     )
     examples = [e for e in built if not any(find_pii(p["text"]) for p in e["passages"])]
-    held = raft["eval_held_out"] if len(examples) > raft["eval_held_out"] * 2 else 0
+    held = raft.eval_held_out if len(examples) > raft.eval_held_out * 2 else 0
     extra = instruction_examples(read_jsonl(Path(instructions))) if instructions else []
-    styled, styled_skipped = style_examples(settings, tp, raft)
+    styled, styled_skipped = style_examples(settings, profile, raft)
     training = examples[held:] + styled + extra
-    random.Random(tp["seed"] + 1).shuffle(training)
+    random.Random(profile.seed + 1).shuffle(training)
     out = settings.raft_path
     train_path, eval_path = out / "train.jsonl", out / "eval.jsonl"
     write_jsonl(train_path, training)
@@ -136,7 +134,7 @@ def build_raft_data(
         f"{held} held-out examples ({len(built) - len(examples)} left out: personal data in "
         f"the gold passage); {len(styled)} examples in a corpus's own answer style "
         f"({styled_skipped} left out: personal data in a passage); {len(extra)} instruction rows; "
-        f"{raft['distractors']} distractors each from the live index; "
+        f"{raft.distractors} distractors each from the live index; "
         f"oracle left out in {refusals} (target: refusal).\n\nExample:\n```json\n"
         + json.dumps(examples[-1], indent=2, ensure_ascii=False)[:2500]
         + "\n```",
@@ -151,12 +149,12 @@ def validate_training_data(settings: Settings, raft: dict[str, str]) -> None:
     from tasks.prompting import prompt_ids
     from tasks.training import load_tokenizer
 
-    tp = settings.training_params()
+    profile = settings.training_profile()
     tokenizer = load_tokenizer(base_model_path(settings))
 
     def count(example: dict[str, Any]) -> int:
         messages = [
-            {"role": "system", "content": tp["system_prompt"]},
+            {"role": "system", "content": profile.system_prompt},
             {"role": "user", "content": f"Question: {example['question']}"},
         ]
         target = tokenizer(example["target"], add_special_tokens=False)["input_ids"]
@@ -164,7 +162,7 @@ def validate_training_data(settings: Settings, raft: dict[str, str]) -> None:
 
     sets = {name: read_jsonl(Path(raft[name])) for name in ("train", "eval")}
     reports = [
-        validate_training_examples(name, Path(raft[name]), rows, count, tp["max_length"])
+        validate_training_examples(name, Path(raft[name]), rows, count, profile.max_length)
         for name, rows in sets.items()
         if rows or name == "train"  # the held-out slice may be empty for small sets
     ]
@@ -180,7 +178,7 @@ def checkpoint_folder(settings: Settings, raft_version: str) -> Path:
     key = json.dumps(
         {
             "data": raft_version,
-            "params": settings.training_params(),
+            "params": settings.training_profile().as_dict(),
             "base": base_model_path(settings),
         },
         sort_keys=True,
@@ -232,7 +230,7 @@ def train_adapter(
     is stored, the base model is referenced."""
     import mlflow
 
-    tp = settings.training_params()
+    profile = settings.training_profile()
     base = base_model_path(settings)
     checkpoints = checkpoint_folder(settings, raft["version"])
     run_file = checkpoints / "mlflow_run_id"
@@ -243,7 +241,7 @@ def train_adapter(
     ) as run:
         if run_id is None:
             mlflow.log_params(
-                {k: v for k, v in tp.items() if k != "system_prompt"}
+                {k: v for k, v in profile.as_dict().items() if k != "system_prompt"}
                 | {
                     "base_model": base,
                     "profile": settings.profile,
@@ -274,8 +272,8 @@ def train_adapter(
             "base_model": base,
             "train_path": raft["train"],
             "eval_path": raft["eval"] if read_jsonl(Path(raft["eval"])) else None,
-            "params": tp,
-            "system_prompt": tp["system_prompt"],
+            "params": profile.as_dict(),
+            "system_prompt": profile.system_prompt,
             "output_dir": str(adapter_dir),
             "checkpoint_dir": str(checkpoints),
             "resume": resume,
@@ -327,7 +325,7 @@ def register_challenger(
     settings: Settings, training: dict[str, Any], index: dict[str, Any], data_version: str
 ) -> str:
     """A new generator version (tagged with data, index and base) behind alias `challenger`."""
-    name = settings.params()["registry"]["model_name"]
+    name = settings.config().registry.model_name
     tags = {
         "data_version": data_version,
         "raft_version": training["raft_version"],

@@ -32,7 +32,7 @@ def base_score_key(
     from dualengine.weaviate_client import weaviate_client
     from tasks.score_cache import digest, model_digest
 
-    tp = settings.training_params()
+    profile = settings.training_profile()
     with weaviate_client(settings) as client:
         collection = live_index(client, index_alias(settings), required=False)
     fields = ("question", "answer", "oracle_id", "retrieved", "oracle", "missing")
@@ -44,10 +44,10 @@ def base_score_key(
         "inputs": digest([{k: i.get(k) for k in fields} for i in items]),
         "params": digest(
             {
-                "system_prompt": tp["system_prompt"],
-                "max_new_tokens": tp["max_new_tokens"],
-                "context_length": settings.context_length(),
-                "quantize": settings.quantize(),
+                "system_prompt": profile.system_prompt,
+                "max_new_tokens": profile.max_new_tokens,
+                "context_length": profile.context_tokens,
+                "quantize": settings.config().inference.quantize,
             }
         ),
     }
@@ -65,27 +65,27 @@ def promotion_gate(settings: Settings, paths: DatasetPaths, challenger: str) -> 
     from tasks.training import configure_threads
 
     configure_threads(settings.threads())
-    params = settings.params()
-    tp = settings.training_params()
-    reg = params["registry"]
-    name = reg["model_name"]
-    items = gate_items(settings, paths, tp["eval_examples"])
+    config = settings.config()
+    profile = settings.training_profile()
+    reg = config.registry
+    name = reg.model_name
+    items = gate_items(settings, paths, profile.eval_examples)
     contexts = {k: [i[k] for i in items] for k in ("retrieved", "oracle", "missing")}
     chall = resolve_generator(settings, challenger)
     base = chall.base  # every model is scored on the challenger's base model
 
     def score(label: str, version: str | None, adapter: str | None):
-        generator = _generator(base, adapter, settings.context_length(), settings.quantize())
+        generator = _generator(base, adapter, profile.context_tokens, config.inference.quantize)
         return score_model(
             label,
             version,
             generator,
-            tp["system_prompt"],
+            profile.system_prompt,
             items,
             contexts["retrieved"],
             contexts["oracle"],
             contexts["missing"],
-            tp["max_new_tokens"],
+            profile.max_new_tokens,
         )
 
     scores = {"challenger": score("challenger", challenger, chall.adapter)}
@@ -102,15 +102,15 @@ def promotion_gate(settings: Settings, paths: DatasetPaths, challenger: str) -> 
     decision = decide_promotion(
         scores["challenger"],
         rivals,
-        tp["gate_metric"],
-        float(reg["gate_margin"]),
-        float(reg["guardrail_tolerance"]),
-        tp["seed"],
-        int(reg["bootstrap_samples"]),
-        tuple(reg["guardrails"]),
+        profile.gate_metric,
+        reg.gate_margin,
+        reg.guardrail_tolerance,
+        profile.seed,
+        reg.bootstrap_samples,
+        tuple(reg.guardrails),
     )
     golden = [i for i in items if i.get("golden")]
-    k = params["retrieval"]["top_k"]
+    k = config.retrieval.top_k
     recall = recall_at_k([i["retrieved_ids"] for i in items], [i["relevant_ids"] for i in items], k)
     measured = scores["challenger"]
     metrics = {
@@ -141,7 +141,7 @@ def promotion_gate(settings: Settings, paths: DatasetPaths, challenger: str) -> 
         mlflow.log_metrics(metrics)
         mlflow.log_dict(
             decision.as_dict()
-            | {"base_scores": base_source, "training_seed": tp["seed"], "interval": "paired BCa"},
+            | {"base_scores": base_source, "training_seed": profile.seed, "interval": "paired BCa"},
             "gate_decision.json",
         )
         tracking.log_dataset(
@@ -166,7 +166,7 @@ def promotion_gate(settings: Settings, paths: DatasetPaths, challenger: str) -> 
     )
     create_markdown_artifact(
         key="promotion-decision",
-        markdown=decision.markdown(name, challenger, tp["seed"], base_source),
+        markdown=decision.markdown(name, challenger, profile.seed, base_source),
         description="Gate decision with its evidence",
     )
     get_run_logger().info("gate: %s", decision.reason)

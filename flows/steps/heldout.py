@@ -17,7 +17,7 @@ def search_questions(settings: Settings, questions: list[str], k: int, groups: l
     """Each question's top-k passages from the live index, for a caller with these groups."""
     from tasks.retrieval import search_many
 
-    alpha = settings.params()["retrieval"]["alpha"]
+    alpha = settings.config().retrieval.alpha
     with weaviate_client(settings) as client:
         return search_many(
             client,
@@ -37,7 +37,7 @@ def gold_chunker(settings: Settings, corpus: dict[str, dict[str, Any]]):
     from tasks.heldout import gold_passage
     from tasks.indexing import chunk_document
 
-    chunking = settings.params()["chunking"]
+    chunking = settings.config().chunking.model_dump()
     tokenizer = tokenizer_json(embedding_model_path(settings))
     cache: dict[str, list[dict[str, Any]]] = {}
 
@@ -59,10 +59,9 @@ def items_for(
     groups; `gold` is a `gold_chunker`."""
     from tasks.heldout import heldout_item
 
-    params = settings.params()
-    k = int(params["retrieval"]["top_k"])
-    n = int(params["retrieval"]["context_passages"])
-    seed = int(params["training"]["seed"])
+    config = settings.config()
+    k, n = config.retrieval.top_k, config.retrieval.context_passages
+    seed = config.training.seed
     hits = search_questions(settings, [r["question"] for r in rows], k + n, groups)
     return [
         heldout_item(
@@ -94,7 +93,7 @@ def heldout_items(
     corpus = {str(d["id"]): d for d in read_jsonl(corpus_path)}
     rows = read_jsonl(eval_path)
     rows = keep(rows) if keep else rows
-    seed = int(settings.params()["training"]["seed"])
+    seed = settings.config().training.seed
     rows = random.Random(seed).sample(rows, min(limit, len(rows)))
     return items_for(settings, rows, groups, gold_chunker(settings, corpus))
 
@@ -106,8 +105,8 @@ def gate_items(settings: Settings, paths: DatasetPaths, limit: int) -> list[dict
     askers' groups."""
     from tasks.golden import GoldenSet
 
-    raft = settings.params()["training"]["raft"]
-    items = heldout_items(settings, paths.corpus, paths.eval, limit, raft["distractor_groups"])
+    groups = settings.config().training.raft.distractor_groups
+    items = heldout_items(settings, paths.corpus, paths.eval, limit, groups)
     corpus = {str(d["id"]): d for d in read_jsonl(paths.corpus)}
     golden = [
         g | {"golden": True}

@@ -47,7 +47,7 @@ def golden_similarities(settings: Settings, client, collection: str, questions) 
     """Best passage similarity of each golden question (`retrieval.evaluation_groups`)."""
     from tasks.retrieval import best_similarities
 
-    params = settings.params()
+    retrieval = settings.config().retrieval
     vectors = _cached_embeddings(
         settings,
         "golden-" + hashlib.sha256("\n".join(questions).encode()).hexdigest()[:12],
@@ -58,8 +58,8 @@ def golden_similarities(settings: Settings, client, collection: str, questions) 
         collection,
         list(questions),
         vectors,
-        float(params["retrieval"]["alpha"]),
-        params["retrieval"]["evaluation_groups"],
+        retrieval.alpha,
+        retrieval.evaluation_groups,
     )
 
 
@@ -72,41 +72,41 @@ def knowledge_signals(
     from tasks.index_store import live_documents
     from tasks.indexing import plan_incremental
 
-    params = settings.params()
-    rules, k_rules = params["monitor"], params["monitor"]["knowledge"]
+    config = settings.config()
+    rules, k_rules = config.monitor, config.monitor.knowledge
     docs: list[dict[str, Any]] = []
     for path in corpora.values():
         docs.extend(read_jsonl(Path(path)))
-    valid, _ = quarantine(docs, params["validation"])
+    valid, _ = quarantine(docs, config.validation.model_dump())
     data_version = files_version({k: Path(v) for k, v in corpora.items()})
     with weaviate_client(settings) as client:
-        eval_sets = load_eval_sets(settings, int(rules["golden_questions"]))
-        modes = {"hybrid": float(params["retrieval"]["alpha"])}
+        eval_sets = load_eval_sets(settings, rules.golden_questions)
+        modes = {"hybrid": config.retrieval.alpha}
         live, manifest, report = evaluate_live(settings, client, eval_sets, modes)
         plan = plan_incremental(live_documents(client.collections.get(live)), valid)
         golden_questions = [q["question"] for items in eval_sets.values() for q in items]
         golden = golden_similarities(settings, client, live, golden_questions)
-    metric = params["index"]["gate_metric"]
+    metric = config.index.gate_metric
     current = {f"{name}.{metric}": m["hybrid"][metric] for name, m in report.items()}
-    min_n = int(rules["min_queries"])
+    min_n = rules.min_queries
     signals = [
         monitoring.staleness(
-            plan, data_version, manifest.get("data_version"), k_rules["staleness"]
+            plan, data_version, manifest.get("data_version"), k_rules.staleness.model_dump()
         ),
         monitoring.recall_drop(
-            current, manifest.get("retrieval") or {}, k_rules["golden_recall_drop"]
+            current, manifest.get("retrieval") or {}, k_rules.golden_recall_drop.model_dump()
         ),
         monitoring.low_score_share(
             [q["top_similarity"] for q in queries],
-            float(params["answer"]["min_similarity"]),
+            config.answer.min_similarity,
             min_n,
-            k_rules["low_score_share"],
+            k_rules.low_score_share.model_dump(),
         ),
         monitoring.corpus_distance(
             [q["top_similarity"] for q in queries],
             golden,
             min_n,
-            k_rules["corpus_distance_increase"],
+            k_rules.corpus_distance_increase.model_dump(),
         ),
     ]
     context = {
@@ -122,24 +122,26 @@ def knowledge_signals(
 def behaviour_signals(settings: Settings, queries: list[dict[str, Any]]) -> list[Signal]:
     """Query drift vs training questions, golden oracle F1 vs promotion, conflict rate, and
     the share of people's ratings saying "bad"."""
-    params = settings.params()
-    rules, b_rules = params["monitor"], params["monitor"]["behaviour"]
-    train_path = sample_dataset_paths(settings.data_dir, params).train
+    rules = settings.config().monitor
+    b_rules = rules.behaviour
+    train_path = sample_dataset_paths(settings.data_dir, settings.params()).train
     reference = _cached_embeddings(
         settings,
         f"train-{file_digest(train_path)[:12]}",
         [r["question"] for r in read_jsonl(train_path)],
     )
     current = np.asarray([q["embedding"] for q in queries if q["embedding"]], dtype=np.float64)
-    min_n = int(rules["min_queries"])
-    f1_now, f1_then = golden_oracle_f1(settings) if rules.get("golden_f1") else (None, None)
+    min_n = rules.min_queries
+    f1_now, f1_then = golden_oracle_f1(settings) if rules.golden_f1 else (None, None)
+    feedback = b_rules.negative_feedback_rate
     return [
-        monitoring.embedding_drift(reference, current, min_n, b_rules["query_drift"]),
-        monitoring.oracle_f1_drop(f1_now, f1_then, b_rules["golden_oracle_f1_drop"]),
-        monitoring.conflict_rate([q["conflict"] for q in queries], min_n, b_rules["conflict_rate"]),
+        monitoring.embedding_drift(reference, current, min_n, b_rules.query_drift.model_dump()),
+        monitoring.oracle_f1_drop(f1_now, f1_then, b_rules.golden_oracle_f1_drop.model_dump()),
+        monitoring.conflict_rate(
+            [q["conflict"] for q in queries], min_n, b_rules.conflict_rate.model_dump()
+        ),
         monitoring.negative_feedback_rate(
-            read_ratings(settings, float(b_rules["negative_feedback_rate"]["window_hours"])),
-            b_rules["negative_feedback_rate"],
+            read_ratings(settings, feedback.window_hours), feedback.model_dump()
         ),
     ]
 
@@ -153,18 +155,18 @@ def golden_oracle_f1(settings: Settings) -> tuple[float | None, float | None]:
     from tasks.evaluation import token_f1
     from tasks.raft import split_citation
 
-    params = settings.params()
-    champion = registry.version_by_alias(params["registry"]["model_name"], registry.CHAMPION)
+    config = settings.config()
+    champion = registry.version_by_alias(config.registry.model_name, registry.CHAMPION)
     if champion is None or "eval_f1_oracle" not in (champion.tags or {}):
         return None, None
     generator, _ = load_generator_version(settings, str(champion.version))
-    items = attribution_items.fn(settings, "xquad", int(params["monitor"]["golden_questions"]))
-    tp = settings.training_params()
+    items = attribution_items.fn(settings, "xquad", config.monitor.golden_questions)
+    profile = settings.training_profile()
     answers = generator.answer_many(
-        tp["system_prompt"],
+        profile.system_prompt,
         [i["question"] for i in items],
         [i["oracle"] for i in items],
-        int(tp["max_new_tokens"]),
+        profile.max_new_tokens,
         raw=True,
     )
     scores = [
@@ -176,11 +178,11 @@ def golden_oracle_f1(settings: Settings) -> tuple[float | None, float | None]:
 def read_queries(settings: Settings) -> list[dict[str, Any]]:
     from tasks.query_log import QueryLog
 
-    rules = settings.params()["monitor"]
+    rules = settings.config().monitor
     log = QueryLog(settings.query_log)
     try:
-        since = datetime.now(UTC) - timedelta(hours=float(rules["window_hours"]))
-        return log.read(since=since, limit=int(rules["max_queries"]))
+        since = datetime.now(UTC) - timedelta(hours=rules.window_hours)
+        return log.read(since=since, limit=rules.max_queries)
     finally:
         log.close()
 
@@ -216,7 +218,7 @@ def emit_events(
     a data version the live index has not seen → `dualengine.data.updated` (once per version)."""
     from prefect.events import emit_event
 
-    cooldown = float(settings.params()["monitor"]["cooldown_minutes"]) * 60
+    cooldown = settings.config().monitor.cooldown_minutes * 60
     path, state = _emitted_state(settings)
     outcome: dict[str, str] = {}
     now = time.time()

@@ -34,7 +34,7 @@ def embedding_spec(settings: Settings) -> EmbeddingSpec:
     return EmbeddingSpec(
         model=embedding_model_path(settings),
         identity=embedding_model_id(settings),
-        batch_size=settings.params()["embedding"]["batch_size"],
+        batch_size=settings.config().embedding.batch_size,
     )
 
 
@@ -42,7 +42,7 @@ def ingest_to_jsonl(settings: Settings, folder: Path) -> Path:
     """Extract a folder of documents into a corpus JSONL in the state folder."""
     from tasks.ingestion import ingest_folder
 
-    result = ingest_folder(folder, settings.params()["data"]["access_groups"])
+    result = ingest_folder(folder, settings.config().data.access_groups)
     out = settings.state / "ingested" / f"{folder.resolve().name}.jsonl"
     records = result.documents + [  # unparseable files travel on as empty documents
         {"id": None, "text": "", "_file": p.file, "_problem": f"{p.rule}: {p.excerpt}"}
@@ -58,13 +58,13 @@ def resolve_corpora(settings: Settings, corpus: list[str] | None) -> dict[str, s
     (bundled sample names, or JSONL files and folders relative to the project folder)."""
     resolved: dict[str, str] = {}
     if not corpus:
-        params = settings.params()
-        names = [c for c in params["knowledge"]["corpora"] if c in SAMPLE_NAMES]
-        samples = sample_corpora(settings.data_dir, params | {"knowledge": {"corpora": names}})
+        configured = settings.config().knowledge.corpora
+        names = [c for c in configured if c in SAMPLE_NAMES]
+        samples = sample_corpora(
+            settings.data_dir, settings.params() | {"knowledge": {"corpora": names}}
+        )
         resolved |= {k: str(v) for k, v in samples.items()}
-        corpus = [
-            str(settings.home / c) for c in params["knowledge"]["corpora"] if c not in SAMPLE_NAMES
-        ]
+        corpus = [str(settings.home / c) for c in configured if c not in SAMPLE_NAMES]
     from tasks.validation import InputRejected
 
     given: dict[str, Path] = {}
@@ -99,7 +99,7 @@ def validate_corpus(
             docs.extend(read_jsonl(Path(path), annotate=True))
         except DataFormatError as exc:
             raise InputRejected(str(exc)) from exc
-    valid, held = quarantine(docs, settings.params()["validation"])
+    valid, held = quarantine(docs, settings.config().validation.model_dump())
     for doc, problem in ((d, d.get("_problem")) for d in docs):
         if problem:  # ingestion failures carry their own rule
             for q in held:
@@ -118,11 +118,10 @@ def validate_corpus(
 
 
 def load_eval_sets(settings: Settings, limit: int | None) -> dict[str, list[dict[str, Any]]]:
-    params = settings.params()
-    seed = params["data"]["split_seed"]
+    seed = settings.config().data.split_seed
     return {
         name: sample_questions(read_jsonl(path), limit or 0, seed)
-        for name, path in sample_eval_sets(settings.data_dir, params).items()
+        for name, path in sample_eval_sets(settings.data_dir, settings.params()).items()
     }
 
 
@@ -141,9 +140,9 @@ def reindex_knowledge(
     ends FAILED)."""
     import mlflow
 
-    params = settings.params()
+    limit = settings.config().index.gate_max_questions
     version = files_version({k: Path(v) for k, v in corpora.items()})
-    eval_sets = load_eval_sets(settings, params["index"]["gate_max_questions"]) if evaluate else {}
+    eval_sets = load_eval_sets(settings, limit) if evaluate else {}
     tracking.use_experiment(tracking.KNOWLEDGE_EXPERIMENT)
     with mlflow.start_run(run_name=f"reindex-{'full' if full else 'auto'}-{version}") as run:
         with weaviate_client(settings) as client:
@@ -152,7 +151,7 @@ def reindex_knowledge(
                 docs,
                 version,
                 embedding_spec(settings),
-                params,
+                settings.params(),
                 full=full,
                 eval_sets=eval_sets,
                 allow_mass_delete=allow_mass_delete,
@@ -237,10 +236,9 @@ def evaluate_live(
     from dualengine.resolve import index_alias, live_index
     from tasks.index_versions import read_manifest
 
-    params = settings.params()
     live = live_index(client, index_alias(settings))
     manifest = read_manifest(client, live)
-    groups = params["retrieval"]["evaluation_groups"]
+    groups = settings.config().retrieval.evaluation_groups
     report = evaluate_collection(client, live, eval_sets, embedding_spec(settings), modes, groups)
     return live, manifest, report
 
@@ -250,8 +248,7 @@ def evaluate_retrieval_step(settings: Settings, limit: int | None = None) -> dic
     """BM25-only, vector-only and hybrid quality of the live index on the sample eval sets."""
     import mlflow
 
-    params = settings.params()
-    modes = ALL_MODES | {"hybrid": float(params["retrieval"]["alpha"])}
+    modes = ALL_MODES | {"hybrid": settings.config().retrieval.alpha}
     eval_sets = load_eval_sets(settings, limit)
     started = time.perf_counter()
     with weaviate_client(settings) as client:

@@ -24,9 +24,8 @@ def register_hybrid_model(
     from dualengine.resolve import index_alias, resolve_generator
     from tasks import registry
 
-    params = settings.params()
-    gen_name = params["registry"]["model_name"]
-    hybrid_name = params["registry"]["hybrid_model_name"]
+    config = settings.config()
+    gen_name, hybrid_name = config.registry.model_name, config.registry.hybrid_model_name
     choice = resolve_generator(settings, generator)
     pinned, adapter, base = choice.version, choice.adapter, choice.base
     served = registry.version_by_alias(hybrid_name, registry.CHAMPION)
