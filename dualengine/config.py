@@ -118,7 +118,7 @@ class KnowledgeSection(Section):
 class TrainingProfile(Section):
     """One profile of `training.profiles` (tiny, default, gpu)."""
 
-    max_steps: PositiveInt
+    max_steps: Count  # 0 = an untrained adapter (a challenger the gate must refuse)
     batch_size: PositiveInt
     grad_accum: PositiveInt
     learning_rate: float = Field(gt=0.0)

@@ -112,7 +112,7 @@ DELETE = object()
 
 BAD = [
     ("training.profiles.default.max_steps", "many", "valid integer"),
-    ("training.profiles.default.max_steps", -5, "greater than 0"),
+    ("training.profiles.default.max_steps", -5, "greater than or equal to 0"),
     ("training.profiles.default.max_steps", 2.5, "valid integer"),
     ("training.profiles.tiny.max_step", 3, "unknown key"),
     ("trainig", {}, "unknown key"),
@@ -191,8 +191,9 @@ def test_a_missing_file_names_the_setting(tmp_path):
 
 def test_overrides_and_profiles_are_validated(tmp_path, raw):
     config = load_config(write(tmp_path, raw))
-    with pytest.raises(ParamsError, match=r"training\.profiles\.tiny\.max_steps.*greater than 0"):
-        config.training_profile("tiny", max_steps=0)
+    assert config.training_profile("tiny", max_steps=0).max_steps == 0  # an untrained adapter
+    with pytest.raises(ParamsError, match=r"training\.profiles\.tiny\.max_steps.*greater than"):
+        config.training_profile("tiny", max_steps=-1)
     with pytest.raises(ParamsError, match=r"training\.profiles\.tiny\.max_stesp.*unknown key"):
         config.training_profile("tiny", max_stesp=3)
     with pytest.raises(ParamsError, match=r"training\.profiles\.huge: no such profile"):
