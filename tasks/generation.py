@@ -250,14 +250,14 @@ def load_generator(
     """Base model plus adapter, merged for faster inference, in eval mode; on CPU optionally
     with int8 Linear layers (params.yaml `inference.quantize`)."""
     import torch
-    from transformers import AutoModelForCausalLM
 
+    from tasks.base_model import load_base_model
     from tasks.training import load_tokenizer
 
     if quantize not in QUANTIZE_CHOICES:
         raise ValueError(f"quantize must be one of {QUANTIZE_CHOICES}, not {quantize!r}")
     tokenizer = load_tokenizer(adapter_dir or base_model)
-    model = AutoModelForCausalLM.from_pretrained(base_model)
+    model = load_base_model(base_model)
     if adapter_dir:
         from peft import PeftModel
 

@@ -231,7 +231,9 @@ def train_lora(
     from accelerate import Accelerator
     from peft import get_peft_model
     from torch.utils.data import DataLoader
-    from transformers import AutoModelForCausalLM, get_linear_schedule_with_warmup
+    from transformers import get_linear_schedule_with_warmup
+
+    from tasks.base_model import load_base_model
 
     if not examples:
         raise ValueError("no training examples")
@@ -242,7 +244,7 @@ def train_lora(
         gradient_accumulation_steps=params["grad_accum"],
     )
     tokenizer = load_tokenizer(base_model)
-    model = AutoModelForCausalLM.from_pretrained(base_model)
+    model = load_base_model(base_model)
     model = get_peft_model(model, lora_config(params))
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     optimizer = torch.optim.AdamW(
