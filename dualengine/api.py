@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from dualengine.models import embedding_model_path
+from dualengine.resolve import index_alias
 from dualengine.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -60,7 +61,10 @@ def engine_for(
     from tasks.tracing import AnswerTracer, tracing_enabled_by_env
 
     config = AnswerConfig.from_params(
-        settings.params(), settings.training_params(), embedding_model_path(settings)
+        settings.params(),
+        settings.training_params(),
+        embedding_model_path(settings),
+        index_alias(settings),
     )
     if log_queries is None:
         log_queries = settings.config().answer.log_queries

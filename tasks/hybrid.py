@@ -82,11 +82,13 @@ class AnswerConfig:
 
     @classmethod
     def from_params(
-        cls, params: dict[str, Any], training: dict[str, Any], embedding_model: str
+        cls, params: dict[str, Any], training: dict[str, Any], embedding_model: str, alias: str
     ) -> AnswerConfig:
+        """The answer path's settings; `alias` comes from the caller's resolver
+        (`dualengine.resolve.index_alias`), never re-read here."""
         retrieval, answer = params["retrieval"], params["answer"]
         return cls(
-            alias=params["index"]["alias"],
+            alias=alias,
             embedding_model=embedding_model,
             top_k=int(retrieval["top_k"]),
             alpha=float(retrieval["alpha"]),
