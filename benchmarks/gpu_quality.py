@@ -15,6 +15,10 @@ Weaviate: it builds the RAFT training examples (tasks.raft, whole chunks) and th
 `train_lora` and answers with tasks.generation's `Generator`. Recipes: the base model, the
 `default` profile (3 seeds), the `gpu` profile and variants (more distractors), in that order;
 optional ones are skipped when the time budget would be exceeded.
+
+This module holds the command line and `run`; `prepare` is in gpu_quality_prepare.py, the
+outputs and the BCa table in gpu_quality_report.py, the shared log in gpu_quality_common.py
+(siblings import as top-level modules: Python puts a script's folder first on sys.path).
 """
 
 from __future__ import annotations
@@ -24,24 +28,13 @@ import gzip
 import json
 import os
 import random
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-CONDITIONS = ("closed_book", "retrieved", "oracle", "missing", "oracle_window")
-WINDOW_WORDS = 50  # the old single-window oracle, kept only as a labelled comparison
-STARTED = time.perf_counter()
-_LOG: list[str] = []
-
-
-def log(message: str) -> None:
-    line = f"[{time.strftime('%H:%M:%S')} +{time.perf_counter() - STARTED:6.1f}s] {message}"
-    _LOG.append(line)
-    print(line, flush=True)
+from gpu_quality_common import CONDITIONS, ROOT, STARTED, WINDOW_WORDS, log
+from gpu_quality_prepare import prepare
+from gpu_quality_report import report, write_outputs
 
 
 def load_params() -> dict[str, Any]:
@@ -61,120 +54,6 @@ def profile_params(params: dict[str, Any], profile: str) -> dict[str, Any]:
 
 def answer_length(tp: dict[str, Any]) -> int:
     return int(tp.get("context_length") or tp["max_length"])
-
-
-# ------------------------------------------------------------ prepare (CPU, no services)
-
-
-def prepare(args: argparse.Namespace) -> None:
-    """Chunks, retrieval of every train/eval question, the gguf wheel: into args.carry."""
-    import numpy as np
-
-    from dualengine.settings import get_settings
-    from tasks.chunking import tokenizer_json
-    from tasks.data import read_jsonl, sample_dataset_paths
-    from tasks.embedding import embed_texts
-    from tasks.indexing import chunk_corpus
-
-    settings = get_settings()
-    params = settings.params()
-    from dualengine.models import embedding_model_path
-
-    model = embedding_model_path(settings)
-    paths = sample_dataset_paths(settings.data_dir, params)
-    docs = read_jsonl(paths.corpus)
-    train, evaluation = read_jsonl(paths.train), read_jsonl(paths.eval)
-    if args.limit_eval:
-        evaluation = evaluation[: args.limit_eval]
-    if args.limit_train:
-        train = random.Random(0).sample(train, min(args.limit_train, len(train)))
-    if args.limit_eval or args.limit_train:  # a small corpus: the gold documents + a few others
-        wanted = {str(r["passage_id"]) for r in train} | {
-            str(r["relevant_ids"][0]) for r in evaluation
-        }
-        docs = [d for d in docs if str(d["id"]) in wanted] + [
-            d for d in docs if str(d["id"]) not in wanted
-        ][:12]
-    log(f"chunking {len(docs)} documents")
-    chunks = chunk_corpus(docs, tokenizer_json(model), params["chunking"])
-    log(f"embedding {len(chunks)} chunks and {len(train) + len(evaluation)} questions")
-    vectors = embed_texts(model, [c.embedding_text() for c in chunks], show=False)
-    questions = [r["question"] for r in train] + [r["question"] for r in evaluation]
-    queries = embed_texts(model, questions, show=False)
-    depth = int(args.depth)
-    order = np.argsort(-(np.asarray(queries) @ np.asarray(vectors).T), axis=1)[:, :depth]
-    table = {
-        c.passage_id: {"passage_id": c.passage_id, "title": c.title, "text": c.text} for c in chunks
-    }
-    by_doc: dict[str, list[dict[str, Any]]] = {}
-    for c in chunks:
-        by_doc.setdefault(c.doc_id, []).append(table[c.passage_id])
-    from tasks.heldout import gold_passage
-
-    def with_hits(row: dict[str, Any], ranked, gold_doc: str) -> dict[str, Any]:
-        gold = gold_passage(by_doc[gold_doc], row["answer"])
-        return row | {
-            "hit_ids": [chunks[int(i)].passage_id for i in ranked],
-            "gold_passage_id": gold["passage_id"],
-        }
-
-    train_rows = [with_hits(r, order[i], str(r["passage_id"])) for i, r in enumerate(train)]
-    eval_rows = [
-        with_hits(r, order[len(train) + i], str(r["relevant_ids"][0]))
-        for i, r in enumerate(evaluation)
-    ]
-    documents = {str(d["id"]): {"title": d["title"], "text": d["text"]} for d in docs}
-    carry = Path(args.carry)
-    carry.mkdir(parents=True, exist_ok=True)
-    bundle = {
-        "chunks": table,
-        "documents": {k: documents[k] for k in {str(r["relevant_ids"][0]) for r in evaluation}},
-        "train": train_rows,
-        "eval": eval_rows,
-        "meta": {
-            "embedding_model": model,
-            "chunking": params["chunking"],
-            "retrieval": "MiniLM cosine top-k (numpy brute force), no BM25",
-            "depth": depth,
-            "data": {"corpus": str(paths.corpus), "train": len(train), "eval": len(evaluation)},
-        },
-    }
-    with gzip.open(carry / "bundle.json.gz", "wt", encoding="utf-8") as handle:
-        json.dump(bundle, handle, ensure_ascii=False)
-    hits3 = sum(
-        str(r["relevant_ids"][0]) in {h.split("#")[0] for h in r["hit_ids"][:3]} for r in eval_rows
-    )
-    log(
-        f"wrote {carry / 'bundle.json.gz'} ({(carry / 'bundle.json.gz').stat().st_size} bytes); "
-        f"gold document in top-3 chunks for {hits3}/{len(eval_rows)} held-out questions"
-    )
-    if args.wheel:
-        download_wheel(carry / "wheels")
-
-
-def download_wheel(folder: Path) -> None:
-    """The gguf wheel (pure Python) the GPU image lacks, at the version of requirements.lock."""
-    import re
-    import subprocess
-
-    lock = (ROOT / "requirements.lock").read_text()
-    version = re.search(r"^gguf==([\w.]+)", lock, re.MULTILINE).group(1)
-    folder.mkdir(parents=True, exist_ok=True)
-    if list(folder.glob(f"gguf-{version}-*.whl")):
-        return
-    command = [  # the project venv has no pip; any pip downloads a py3-none-any wheel
-        "python3",
-        "-m",
-        "pip",
-        "download",
-        f"gguf=={version}",
-        "--no-deps",
-        "--only-binary=:all:",
-        "-d",
-        str(folder),
-    ]
-    subprocess.run(command, check=True)
-    log(f"gguf {version} wheel in {folder}")
 
 
 # ---------------------------------------------------------------- run (GPU or CPU dry run)
@@ -418,109 +297,6 @@ def run(args: argparse.Namespace) -> None:
         write_outputs(out, results)
     log("done")
     write_outputs(out, results)
-
-
-def write_outputs(out: Path, results: dict[str, Any]) -> None:
-    """results.json (per question), summary.json, table.md, log.txt: four files in $OUT."""
-    (out / "results.json").write_text(json.dumps(results, ensure_ascii=False))
-    summary = summarise(results)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    (out / "table.md").write_text(markdown(summary, results["meta"]))
-    (out / "log.txt").write_text("\n".join(_LOG) + "\n")
-
-
-# ---------------------------------------------------------------- summary (both sides)
-
-
-def summarise(results: dict[str, Any], n_boot: int = 2000) -> dict[str, Any]:
-    """Means with BCa intervals per recipe and condition; paired FT+RAG − RAG-only gaps."""
-    from tasks.gate import bootstrap_ci, paired_difference
-
-    seed = 7
-    recipes_ = results["recipes"]
-    summary: dict[str, Any] = {"recipes": {}, "gaps": {}}
-    base = recipes_.get("base")
-    for name, data in recipes_.items():
-        s = data["scores"]
-        row = {f"{c}_f1": bootstrap_ci(s[c]["f1"], seed, n_boot) for c in CONDITIONS if c in s}
-        row["refusal_when_missing"] = bootstrap_ci(s["missing"]["refusal"], seed, n_boot)
-        row["false_refusal_retrieved"] = bootstrap_ci(s["retrieved"]["refusal"], seed, n_boot)
-        if "semantic" in s.get("retrieved", {}):
-            row["retrieved_semantic"] = bootstrap_ci(s["retrieved"]["semantic"], seed, n_boot)
-        row["meta"] = {
-            k: v for k, v in data["meta"].items() if k not in ("params", "eval_losses", "recipe")
-        }
-        summary["recipes"][name] = row
-        if base is not None and name != "base":
-            summary["gaps"][name] = {
-                "ft_rag_minus_rag_only": paired_difference(
-                    s["retrieved"]["f1"], base["scores"]["retrieved"]["f1"], seed, n_boot
-                ),
-                "ft_rag_minus_ft_only": paired_difference(
-                    s["retrieved"]["f1"], s["closed_book"]["f1"], seed, n_boot
-                ),
-                "oracle_minus_retrieved": paired_difference(
-                    s["oracle"]["f1"], s["retrieved"]["f1"], seed, n_boot
-                ),
-            }
-    seeds = [
-        summary["recipes"][n]["retrieved_f1"]["mean"]
-        for n in recipes_
-        if n.startswith("default-seed")
-    ]
-    if len(seeds) > 1:
-        mean = sum(seeds) / len(seeds)
-        sd = (sum((x - mean) ** 2 for x in seeds) / (len(seeds) - 1)) ** 0.5
-        summary["default_seed_spread"] = {"values": seeds, "mean": mean, "sd": sd}
-    return summary
-
-
-def markdown(summary: dict[str, Any], meta: dict[str, Any]) -> str:
-    from tasks.gate import interval
-
-    def cell(ci: dict[str, float] | None, wide: bool = False) -> str:
-        if ci is None:
-            return "–"
-        return interval(ci) if wide else f"{ci['mean']:.3f}"
-
-    lines = [
-        f"{meta['questions']} held-out XQuAD questions, {meta['device']}, "
-        f"max_new_tokens {meta['max_new_tokens']}; mean [95 % BCa interval].",
-        "",
-        "| recipe | steps | closed-book F1 | retrieved F1 | oracle among distractors F1 | "
-        f"oracle {meta['window_words']}-word window F1 (old) | refusal when missing | "
-        "FT+RAG − RAG-only | dropped examples | seconds |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for name, row in summary["recipes"].items():
-        gap = summary["gaps"].get(name, {}).get("ft_rag_minus_rag_only")
-        m = row["meta"]
-        lines.append(
-            f"| {name} | {m.get('steps', '–')} | {cell(row.get('closed_book_f1'))} | "
-            f"{cell(row.get('retrieved_f1'), True)} | {cell(row.get('oracle_f1'), True)} | "
-            f"{cell(row.get('oracle_window_f1'))} | {cell(row.get('refusal_when_missing'))} | "
-            f"{cell(gap, True) if gap else '–'} | {m.get('dropped_examples', '–')} | "
-            f"{m.get('seconds', '–')} |"
-        )
-    spread = summary.get("default_seed_spread")
-    if spread:
-        lines += [
-            "",
-            f"`default` profile, {len(spread['values'])} seeds: retrieved F1 "
-            + ", ".join(f"{v:.3f}" for v in spread["values"])
-            + f" (mean {spread['mean']:.3f}, sd {spread['sd']:.3f})",
-        ]
-    return "\n".join(lines) + "\n"
-
-
-def report(args: argparse.Namespace) -> None:
-    """BCa table from a results.json; with --semantic also the MiniLM answer similarity."""
-    results = json.loads(Path(args.results).read_text())
-    summary = summarise(results)
-    text = markdown(summary, results["meta"])
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text)
 
 
 def main() -> None:
