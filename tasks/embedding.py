@@ -11,9 +11,17 @@ if TYPE_CHECKING:
     import numpy as np
 
 
-@lru_cache(maxsize=2)
 def load_embedder(model: str):
-    """A sentence-transformers model on the CPU (or the GPU when one is there)."""
+    """A sentence-transformers model on the CPU (or the GPU when one is there), loaded once
+    per process even when concurrent questions ask for it at the same moment."""
+    from tasks.base_model import LOAD_LOCK
+
+    with LOAD_LOCK:
+        return _cached_embedder(model)
+
+
+@lru_cache(maxsize=2)
+def _cached_embedder(model: str):
     from sentence_transformers import SentenceTransformer
 
     return SentenceTransformer(model)

@@ -251,17 +251,18 @@ def load_generator(
     with int8 Linear layers (params.yaml `inference.quantize`)."""
     import torch
 
-    from tasks.base_model import load_base_model
+    from tasks.base_model import LOAD_LOCK, load_base_model
     from tasks.training import load_tokenizer
 
     if quantize not in QUANTIZE_CHOICES:
         raise ValueError(f"quantize must be one of {QUANTIZE_CHOICES}, not {quantize!r}")
     tokenizer = load_tokenizer(adapter_dir or base_model)
-    model = load_base_model(base_model)
-    if adapter_dir:
-        from peft import PeftModel
+    with LOAD_LOCK:
+        model = load_base_model(base_model)
+        if adapter_dir:
+            from peft import PeftModel
 
-        model = PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
+            model = PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
     model.eval()
     if torch.cuda.is_available():
         model = model.to("cuda")
