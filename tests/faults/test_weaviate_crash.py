@@ -157,10 +157,10 @@ def test_kill_mid_incremental_then_rerun_converges(own_weaviate, settings, param
         own_weaviate.kill()
         return real_delete(collection, object_ids, batch)
 
-    monkeypatch.setattr(indexing, "delete_objects", kill_then_delete)
+    monkeypatch.setattr(index_store, "delete_objects", kill_then_delete)
     with pytest.raises(Exception), weaviate_client(own_weaviate.settings) as client:  # noqa: B017
         reindex(client, edited, "v2", spec(settings), params)
-    monkeypatch.setattr(indexing, "delete_objects", real_delete)
+    monkeypatch.setattr(index_store, "delete_objects", real_delete)
     own_weaviate.start()
     with weaviate_client(own_weaviate.settings) as client:
         mixed = index_store.live_documents(
