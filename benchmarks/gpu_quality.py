@@ -74,7 +74,30 @@ def recipes(dry_run: bool) -> list[dict[str, Any]]:
             "optional": True,
         },
         {"name": "gpu-seed8", "profile": "gpu", "seed": 8, "optional": True},
+        # the shipped `default` with a seed no tuning run used (the CPU confirmation)
+        {"name": "default-seed11", "profile": "default", "seed": 11, "optional": True},
     ]
+    # `default` retuning (issue #10): the same CPU budget, 3 seeds each, run with --only
+    variants = {
+        "lr2e-3": {"learning_rate": 0.002},
+        "lr2e-3-top15": {"learning_rate": 0.002, "layers": list(range(15, 30))},
+        "lr3e-3": {"learning_rate": 0.003},
+        "lr3e-3-bf16": {"learning_rate": 0.003, "mixed_precision": "bf16"},
+        "lr5e-3": {"learning_rate": 0.005},
+        "bf16": {"mixed_precision": "bf16"},
+        "lr2e-3-bf16": {"learning_rate": 0.002, "mixed_precision": "bf16"},
+    }
+    for name, overrides in variants.items():
+        for seed in (7, 8, 9):
+            out.append(
+                {
+                    "name": f"default-{name}-seed{seed}",
+                    "profile": "default",
+                    "seed": seed,
+                    "params": overrides,
+                    "optional": True,
+                }
+            )
     return out[:2] if dry_run else out
 
 
@@ -82,6 +105,7 @@ def recipe_params(params: dict[str, Any], recipe: dict[str, Any], dry_run: bool)
     tp = profile_params(params, recipe["profile"])
     if "seed" in recipe:
         tp["seed"] = recipe["seed"]
+    tp |= recipe.get("params", {})
     if dry_run:  # a few steps of the tiny model on the CPU: exercises every line, measures nothing
         tp |= {"max_steps": 2, "batch_size": 2, "eval_every": 1, "patience": 1}
         tp |= {"mixed_precision": "no", "checkpoint_every": 0, "train_examples": 8}
@@ -152,8 +176,15 @@ def answer_all(generator, system: str, questions, contexts, max_new_tokens: int,
     )
 
 
-def score(generator, params: dict[str, Any], items, max_new_tokens: int, batch: int):
-    """Per-question replies and scores in every condition."""
+def score(
+    generator,
+    params: dict[str, Any],
+    items,
+    max_new_tokens: int,
+    batch: int,
+    conditions: tuple[str, ...] = CONDITIONS,
+):
+    """Per-question replies and scores in every condition asked for."""
     from tasks.evaluation import exact_match, token_f1
     from tasks.gate import format_ok
     from tasks.raft import is_refusal, split_citation
@@ -162,7 +193,7 @@ def score(generator, params: dict[str, Any], items, max_new_tokens: int, batch: 
     closed = " ".join(params["answer"]["closed_book_prompt"].split())
     questions = [i["question"] for i in items]
     out: dict[str, dict[str, list]] = {}
-    for condition in CONDITIONS:
+    for condition in conditions:
         contexts = [[] if condition == "closed_book" else i[condition] for i in items]
         prompt = closed if condition == "closed_book" else system
         replies = answer_all(generator, prompt, questions, contexts, max_new_tokens, batch)
@@ -279,20 +310,27 @@ def run(args: argparse.Namespace) -> None:
                 f"(early stop {result.stopped_early}), loss {meta['first_loss']:.3f} → "
                 f"{result.final_loss:.3f}"
             )
-        generator = load_generator(base, str(adapter) if adapter else None, args.context_length)
-        scores = score(generator, params, items, args.max_new_tokens, args.batch)
+        generator = load_generator(
+            base, str(adapter) if adapter else None, args.context_length, args.quantize
+        )
+        conditions = tuple(args.conditions.split(",")) if args.conditions else CONDITIONS
+        scores = score(generator, params, items, args.max_new_tokens, args.batch, conditions)
         del generator
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
         meta["seconds"] = round(time.perf_counter() - began, 1)
         durations.append(meta["seconds"])
         results["recipes"][recipe["name"]] = {"meta": meta, "scores": scores}
-        means = {c: sum(scores[c]["f1"]) / max(1, len(items)) for c in CONDITIONS}
+        means = {c: sum(scores[c]["f1"]) / max(1, len(items)) for c in conditions}
+        refusal = (
+            f"; refusal when missing {sum(scores['missing']['refusal']) / max(1, len(items)):.3f}"
+            if "missing" in scores
+            else ""
+        )
         log(
             f"{recipe['name']}: F1 "
             + ", ".join(f"{c} {v:.3f}" for c, v in means.items())
-            + f"; refusal when missing {sum(scores['missing']['refusal']) / max(1, len(items)):.3f}"
-            + f" ({meta['seconds']:.0f} s)"
+            + f"{refusal} ({meta['seconds']:.0f} s)"
         )
         write_outputs(out, results)
     log("done")
@@ -322,6 +360,12 @@ def main() -> None:
     r.add_argument("--budget-s", type=float, default=330.0)
     r.add_argument("--dry-run", action="store_true", help="2 steps, 3 recipes (CPU check)")
     r.add_argument("--only", help="comma-separated recipe names (default: every recipe)")
+    r.add_argument(
+        "--conditions", help=f"comma-separated, of {', '.join(CONDITIONS)} (default: every one)"
+    )
+    r.add_argument(
+        "--quantize", default="none", help="inference.quantize for answering (none on a GPU)"
+    )
     s = sub.add_parser("report", help="CPU: BCa table from a results.json")
     s.add_argument("results")
     s.add_argument("--out")

@@ -33,7 +33,8 @@ def summarise(results: dict[str, Any], n_boot: int = 2000) -> dict[str, Any]:
     for name, data in recipes_.items():
         s = data["scores"]
         row = {f"{c}_f1": bootstrap_ci(s[c]["f1"], seed, n_boot) for c in CONDITIONS if c in s}
-        row["refusal_when_missing"] = bootstrap_ci(s["missing"]["refusal"], seed, n_boot)
+        if "missing" in s:
+            row["refusal_when_missing"] = bootstrap_ci(s["missing"]["refusal"], seed, n_boot)
         row["false_refusal_retrieved"] = bootstrap_ci(s["retrieved"]["refusal"], seed, n_boot)
         if "semantic" in s.get("retrieved", {}):
             row["retrieved_semantic"] = bootstrap_ci(s["retrieved"]["semantic"], seed, n_boot)
@@ -42,27 +43,34 @@ def summarise(results: dict[str, Any], n_boot: int = 2000) -> dict[str, Any]:
         }
         summary["recipes"][name] = row
         if base is not None and name != "base":
-            summary["gaps"][name] = {
-                "ft_rag_minus_rag_only": paired_difference(
-                    s["retrieved"]["f1"], base["scores"]["retrieved"]["f1"], seed, n_boot
-                ),
-                "ft_rag_minus_ft_only": paired_difference(
-                    s["retrieved"]["f1"], s["closed_book"]["f1"], seed, n_boot
-                ),
-                "oracle_minus_retrieved": paired_difference(
-                    s["oracle"]["f1"], s["retrieved"]["f1"], seed, n_boot
-                ),
+            pairs = {
+                "ft_rag_minus_rag_only": (s["retrieved"], base["scores"]["retrieved"]),
+                "ft_rag_minus_ft_only": (s["retrieved"], s.get("closed_book")),
+                "oracle_minus_retrieved": (s.get("oracle"), s["retrieved"]),
             }
-    seeds = [
-        summary["recipes"][n]["retrieved_f1"]["mean"]
-        for n in recipes_
-        if n.startswith("default-seed")
-    ]
-    if len(seeds) > 1:
-        mean = sum(seeds) / len(seeds)
-        sd = (sum((x - mean) ** 2 for x in seeds) / (len(seeds) - 1)) ** 0.5
-        summary["default_seed_spread"] = {"values": seeds, "mean": mean, "sd": sd}
+            summary["gaps"][name] = {
+                key: paired_difference(a["f1"], b["f1"], seed, n_boot)
+                for key, (a, b) in pairs.items()
+                if a is not None and b is not None
+            }
+    summary["seed_spread"] = seed_spread(summary["recipes"])
     return summary
+
+
+def seed_spread(rows: dict[str, Any]) -> dict[str, Any]:
+    """Retrieved F1 over the seeds of each recipe family (names ending `-seedN`)."""
+    families: dict[str, list[float]] = {}
+    for name, row in rows.items():
+        family, _, seed = name.rpartition("-seed")
+        if family and seed.isdigit() and "retrieved_f1" in row:
+            families.setdefault(family, []).append(row["retrieved_f1"]["mean"])
+    out = {}
+    for family, values in families.items():
+        if len(values) > 1:
+            mean = sum(values) / len(values)
+            sd = (sum((x - mean) ** 2 for x in values) / (len(values) - 1)) ** 0.5
+            out[family] = {"values": values, "mean": mean, "sd": sd}
+    return out
 
 
 def markdown(summary: dict[str, Any], meta: dict[str, Any]) -> str:
@@ -92,11 +100,10 @@ def markdown(summary: dict[str, Any], meta: dict[str, Any]) -> str:
             f"{cell(gap, True) if gap else '–'} | {m.get('dropped_examples', '–')} | "
             f"{m.get('seconds', '–')} |"
         )
-    spread = summary.get("default_seed_spread")
-    if spread:
+    for family, spread in summary.get("seed_spread", {}).items():
         lines += [
             "",
-            f"`default` profile, {len(spread['values'])} seeds: retrieved F1 "
+            f"`{family}`, {len(spread['values'])} seeds: retrieved F1 "
             + ", ".join(f"{v:.3f}" for v in spread["values"])
             + f" (mean {spread['mean']:.3f}, sd {spread['sd']:.3f})",
         ]

@@ -1,4 +1,4 @@
-"""P7: CPU answering speed, fp32 vs torch dynamic int8, against the machine's physical limit.
+"""P7: CPU answering speed, fp32 vs bf16 vs dynamic int8, against the machine's physical limit.
 
     .venv/bin/python benchmarks/inference_bench.py [--questions 40] [--single 6] [--threads 1]
 
@@ -66,6 +66,9 @@ def main() -> None:
     parser.add_argument("--questions", type=int, default=40)
     parser.add_argument("--single", type=int, default=6, help="single answers timed per mode")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--modes", default="none,bf16", help="inference.quantize values; the first is the reference"
+    )
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "inference.json"))
     args = parser.parse_args()
 
@@ -88,21 +91,22 @@ def main() -> None:
     items = prompts_from_held_out(settings, args.questions, profile.seed)
     questions = [i["question"] for i in items]
     contexts = [i["ctx"] for i in items]
-    gens = {m: load_generator(base, None, settings.context_length(), m) for m in ("none", "int8")}
-    lengths = [len(p) for p in gens["none"].prompts(system, questions, contexts, new)]
+    modes = args.modes.split(",")
+    gens = {m: load_generator(base, None, settings.context_length(), m) for m in modes}
+    lengths = [len(p) for p in gens[modes[0]].prompts(system, questions, contexts, new)]
     gflops = matmul_gflops(1)
-    config = gens["none"].model.config
+    config = gens[modes[0]].model.config
     flops = statistics.mean(answer_flops(config, n, new) for n in lengths)
     limit = args.threads * gflops * 1e9 / flops  # answers/s the fp32 matmul speed allows
 
-    single: dict[str, list[float]] = {"none": [], "int8": []}
+    single: dict[str, list[float]] = {m: [] for m in modes}
     for i in range(min(args.single, len(items))):
-        for mode in ("none", "int8") if i % 2 == 0 else ("int8", "none"):
+        for mode in modes if i % 2 == 0 else modes[::-1]:
             started = time.perf_counter()
             gens[mode].answer_many(system, questions[i : i + 1], contexts[i : i + 1], new)
             single[mode].append(time.perf_counter() - started)
     answers, seconds = {}, {}
-    for mode in ("none", "int8"):
+    for mode in modes:
         started = time.perf_counter()
         answers[mode] = gens[mode].answer_many(system, questions, contexts, new, raw=True)
         seconds[mode] = time.perf_counter() - started
@@ -113,7 +117,7 @@ def main() -> None:
         ]
         for m in answers
     }
-    diff = paired_difference(f1["int8"], f1["none"], profile.seed, 1000)
+    ref = modes[0]
     p50 = {m: statistics.median(v) for m, v in single.items()}
     result = {
         "when": time.strftime("%Y-%m-%d %H:%M"),
@@ -128,17 +132,23 @@ def main() -> None:
         "gflop_per_answer": round(flops / 1e9, 1),
         "limit_answers_per_s_fp32": round(limit, 3),
         "single_p50_s": {m: round(v, 3) for m, v in p50.items()},
-        "single_ratio_fp32_over_int8": round(p50["none"] / p50["int8"], 2),
+        "single_speedup_over_" + ref: {m: round(p50[ref] / p50[m], 2) for m in modes},
         "batch_answers_per_s": {m: round(len(items) / s, 3) for m, s in seconds.items()},
-        "batch_ratio_int8_over_fp32": round(seconds["none"] / seconds["int8"], 2),
+        "batch_speedup_over_" + ref: {m: round(seconds[ref] / seconds[m], 2) for m in modes},
         "batch_share_of_fp32_limit": {
             m: round(len(items) / s / limit, 3) for m, s in seconds.items()
         },
         "f1_mean": {m: round(statistics.mean(v), 4) for m, v in f1.items()},
-        "f1_int8_minus_fp32": {k: round(v, 4) for k, v in diff.items()},
-        "identical_answers": sum(
-            a == b for a, b in zip(answers["none"], answers["int8"], strict=True)
-        ),
+        "f1_minus_" + ref: {
+            m: {
+                k: round(v, 4)
+                for k, v in paired_difference(f1[m], f1[ref], profile.seed, 1000).items()
+            }
+            for m in modes[1:]
+        },
+        "identical_answers_to_" + ref: {
+            m: sum(a == b for a, b in zip(answers[ref], answers[m], strict=True)) for m in modes[1:]
+        },
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))

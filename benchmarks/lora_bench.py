@@ -115,7 +115,8 @@ def main() -> None:
         sys.exit("no GPU visible to torch")
     from dualengine.models import base_model_path
     from dualengine.settings import get_settings
-    from tasks.training import configure_threads, load_tokenizer
+    from tasks.hardware import configure_threads
+    from tasks.training import load_tokenizer
 
     settings = get_settings()
     configure_threads(settings.threads())

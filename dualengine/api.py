@@ -35,7 +35,7 @@ def load_generator_version(
     fine-tuned version (resolved by dualengine.resolve.resolve_generator)."""
     from dualengine.resolve import resolve_generator
     from tasks.generation import load_generator
-    from tasks.training import configure_threads
+    from tasks.hardware import configure_threads
 
     configure_threads(settings.threads())
     choice = resolve_generator(settings, model)

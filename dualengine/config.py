@@ -83,7 +83,7 @@ class AnswerSection(Section):
 
 
 class InferenceSection(Section):
-    quantize: Literal["none", "int8"] = "none"
+    quantize: Literal["auto", "none", "bf16", "int8"] = "auto"
 
 
 class RetrievalSection(Section):
@@ -132,7 +132,7 @@ class TrainingProfile(Section):
     train_examples: PositiveInt
     eval_examples: PositiveInt
     max_new_tokens: PositiveInt
-    mixed_precision: Literal["no", "fp16", "bf16"] = "no"
+    mixed_precision: Literal["no", "fp16", "bf16", "auto"] = "no"
     checkpoint_every: Count = 0
     eval_every: Count = 0
     patience: Count = 0  # 0 = no early stopping

@@ -45,7 +45,7 @@ class HybridPyfunc(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
         from dualengine.api import engine_for
         from tasks.generation import load_generator
-        from tasks.training import configure_threads
+        from tasks.hardware import configure_threads
 
         config = dict(context.model_config or {})
         for key, env in ENV_OVERRIDES.items():

@@ -94,7 +94,7 @@ class Settings(BaseSettings):
 
     torch_threads: int | None = Field(
         default=None,
-        description="torch intra-op threads; default 1 while the services run on this machine",
+        description="torch intra-op threads; default: the cores other work leaves free",
     )
 
     webhook_port: int = Field(default=5056, description="MLflow webhook receiver (serve)")
@@ -130,17 +130,16 @@ class Settings(BaseSettings):
         return self.query_log_url or f"sqlite:///{self.state / 'query_log.db'}"
 
     def threads(self) -> int:
-        """Torch threads for training, scoring and answering: the setting; else 1 while
-        Weaviate runs on this machine (it, MLflow and Prefect share the cores: measured on 2
-        loaded cores, two torch threads were several times slower than one, see
-        benchmarks/README.md), else every core."""
+        """Torch threads for the path about to start (training, scoring, an engine): the
+        setting; else the cores other work leaves free right now (`tasks.hardware.free_cores`).
+        Measured on the 2-core reference machine (benchmarks/README.md, threads): idle, two
+        threads answer 1.7x and score 2.1x faster than one; beside other busy processes two
+        threads were several times slower, so a busy machine gets one."""
         if self.torch_threads:
             return self.torch_threads
-        from urllib.parse import urlparse
+        from tasks.hardware import free_cores
 
-        host = urlparse(self.weaviate_url).hostname if self.weaviate_url else "127.0.0.1"
-        local = host in ("127.0.0.1", "localhost", "::1", "0.0.0.0")
-        return 1 if local else (os.cpu_count() or 1)
+        return free_cores()
 
     @property
     def params_path(self) -> Path:
@@ -189,9 +188,12 @@ class Settings(BaseSettings):
         return self.training_profile().context_tokens
 
     def quantize(self) -> str:
-        """How answering and scoring run on CPU: params.yaml `inference.quantize`
-        (`none` = fp32, `int8` = dynamic int8 Linear layers)."""
-        return self.config().inference.quantize
+        """How answering and scoring run on this CPU: params.yaml `inference.quantize` with
+        `auto` resolved (`bf16` where the CPU has native bf16, else `none` = fp32; `int8` =
+        dynamic int8 Linear layers). Cache keys of scores use this resolved value."""
+        from tasks.hardware import resolve_quantize
+
+        return resolve_quantize(self.config().inference.quantize)
 
     def with_training_override(self, **values: Any) -> Settings:
         """A copy whose training parameters are changed for one run (e.g. max_steps)."""

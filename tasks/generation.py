@@ -233,9 +233,6 @@ def finish(text: str, raw: bool) -> str:
     return clean_answer(split_citation(line)[0])
 
 
-QUANTIZE_CHOICES = ("none", "int8")
-
-
 def quantize_int8(model):
     """Torch dynamic int8 quantization of every Linear layer (weights int8, activations
     quantized per batch): CPU only; the model answers the same way, with cheaper matmuls."""
@@ -247,15 +244,15 @@ def quantize_int8(model):
 def load_generator(
     base_model: str, adapter_dir: str | None, max_length: int, quantize: str = "none"
 ) -> Generator:
-    """Base model plus adapter, merged for faster inference, in eval mode; on CPU optionally
-    with int8 Linear layers (params.yaml `inference.quantize`)."""
+    """Base model plus adapter, merged for faster inference, in eval mode; on CPU in the
+    precision `resolve_quantize` picks (params.yaml `inference.quantize`)."""
     import torch
 
     from tasks.base_model import LOAD_LOCK, load_base_model
+    from tasks.hardware import resolve_quantize
     from tasks.training import load_tokenizer
 
-    if quantize not in QUANTIZE_CHOICES:
-        raise ValueError(f"quantize must be one of {QUANTIZE_CHOICES}, not {quantize!r}")
+    mode = resolve_quantize(quantize, torch.cuda.is_available())
     tokenizer = load_tokenizer(adapter_dir or base_model)
     with LOAD_LOCK:
         model = load_base_model(base_model)
@@ -266,6 +263,8 @@ def load_generator(
     model.eval()
     if torch.cuda.is_available():
         model = model.to("cuda")
-    elif quantize == "int8":
+    elif mode == "int8":
         model = quantize_int8(model)
+    elif mode == "bf16":
+        model = model.to(torch.bfloat16)
     return Generator(model=model, tokenizer=tokenizer, max_length=max_length)

@@ -7,7 +7,6 @@ the gold answer (the target). The loop is short enough to hold in your head, nan
 from __future__ import annotations
 
 import json
-import os
 import random
 import time
 from collections.abc import Callable
@@ -131,15 +130,6 @@ def set_seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def configure_threads(threads: int | None) -> None:
-    """Torch threads: the given number (Settings.threads()), else every core."""
-    import torch
-
-    wanted = threads or os.cpu_count() or 1
-    if torch.get_num_threads() != wanted:
-        torch.set_num_threads(wanted)
-
-
 def lora_config(params: dict[str, Any]):
     from peft import LoraConfig
 
@@ -234,13 +224,14 @@ def train_lora(
     from transformers import get_linear_schedule_with_warmup
 
     from tasks.base_model import load_base_model
+    from tasks.hardware import resolve_mixed_precision
 
     if not examples:
         raise ValueError("no training examples")
     set_seed(params["seed"])
     accelerator = Accelerator(
         cpu=not torch.cuda.is_available(),
-        mixed_precision=params.get("mixed_precision", "no"),
+        mixed_precision=resolve_mixed_precision(params.get("mixed_precision", "no")),
         gradient_accumulation_steps=params["grad_accum"],
     )
     tokenizer = load_tokenizer(base_model)
@@ -344,6 +335,7 @@ def run_training(spec: dict[str, Any]) -> dict[str, Any]:
     finetune step, or per process under `accelerate launch -m flows.train_worker SPEC.json`.
     Examples whose whole prompt exceeds the answering context length are dropped (listed)."""
     from tasks.data import read_jsonl
+    from tasks.hardware import configure_threads
     from tasks.raft import encode_raft_examples
 
     configure_threads(spec.get("torch_threads"))

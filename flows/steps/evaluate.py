@@ -90,7 +90,7 @@ def base_score_key(
                 "closed_book_prompt": config.answer.closed_book_prompt,
                 "max_new_tokens": max_new_tokens,
                 "context_length": profile.context_tokens,
-                "quantize": config.inference.quantize,
+                "quantize": settings.quantize(),
             }
         ),
     }

@@ -47,7 +47,7 @@ def base_score_key(
                 "system_prompt": profile.system_prompt,
                 "max_new_tokens": profile.max_new_tokens,
                 "context_length": profile.context_tokens,
-                "quantize": settings.config().inference.quantize,
+                "quantize": settings.quantize(),
             }
         ),
     }
@@ -61,8 +61,8 @@ def promotion_gate(settings: Settings, paths: DatasetPaths, challenger: str) -> 
     from tasks import score_cache
     from tasks.gate import ModelScores, decide_promotion, score_model
     from tasks.golden import GoldenSet
+    from tasks.hardware import configure_threads
     from tasks.retrieval import recall_at_k
-    from tasks.training import configure_threads
 
     configure_threads(settings.threads())
     config = settings.config()
@@ -75,7 +75,7 @@ def promotion_gate(settings: Settings, paths: DatasetPaths, challenger: str) -> 
     base = chall.base  # every model is scored on the challenger's base model
 
     def score(label: str, version: str | None, adapter: str | None):
-        generator = _generator(base, adapter, profile.context_tokens, config.inference.quantize)
+        generator = _generator(base, adapter, profile.context_tokens, settings.quantize())
         return score_model(
             label,
             version,

@@ -60,7 +60,7 @@ def test_settings_reads_are_thin_views_of_the_config(tmp_path, raw):
 
 def test_inference_may_be_left_out(tmp_path, raw):
     del raw["inference"]
-    assert load_config(write(tmp_path, raw)).inference.quantize == "none"
+    assert load_config(write(tmp_path, raw)).inference.quantize == "auto"
 
 
 def _conftest(p):  # tests/conftest.py
@@ -123,8 +123,8 @@ BAD = [
     ("retrieval.alpha", -0.5, "greater than or equal to 0"),
     ("training.profiles.gpu.gate_metric", "accuracy", "unknown gate metric 'accuracy'"),
     ("index.gate_metric", "recall_at_3", "recall_at_5"),
-    ("inference.quantize", "int4", "'none' or 'int8'"),
-    ("training.profiles.gpu.mixed_precision", "fp8", "'no', 'fp16' or 'bf16'"),
+    ("inference.quantize", "int4", "'auto', 'none', 'bf16' or 'int8'"),
+    ("training.profiles.gpu.mixed_precision", "fp8", "'no', 'fp16', 'bf16' or 'auto'"),
     ("answer.log_queries", "yes", "valid boolean"),
     ("validation.injection_patterns", ["(unclosed"], "not a regular expression"),
     ("schedules.monitor", "61 * * * *", "outside 0-59"),
