@@ -1,4 +1,5 @@
-"""The machine's physical limit for answers: FLOPs per answer ÷ (cores × fp32 matmul GFLOP/s
+"""The machine's physical limit for answers: FLOPs per answer ÷ (cores × matmul GFLOP/s in the
+precision the model answers in — fp32, or bf16 where `inference.quantize` resolves to it —
 measured in the same run). Every serving and scoring figure is reported as a share of it.
 
     .venv/bin/python benchmarks/physical_limit.py [--prompt-tokens 622] [--new-tokens 16]
@@ -11,15 +12,19 @@ import json
 import os
 import time
 
+DTYPES = {"none": "float32", "fp32": "float32", "bf16": "bfloat16", "int8": "float32"}
 
-def matmul_gflops(threads: int = 1, seconds: float = 3.0) -> float:
-    """fp32 GFLOP/s of one prefill-shaped matmul (512 tokens × 576 @ 576 × 1536, SmolLM2's
-    MLP shape) on `threads` torch threads."""
+
+def matmul_gflops(threads: int = 1, seconds: float = 3.0, precision: str = "fp32") -> float:
+    """GFLOP/s of one prefill-shaped matmul (512 tokens × 576 @ 576 × 1536, SmolLM2's MLP
+    shape) on `threads` torch threads, in fp32 or bf16 (`precision`: an inference.quantize
+    value; int8 is measured as fp32, its dynamic quantization has no single matmul speed)."""
     import torch
 
+    dtype = getattr(torch, DTYPES[precision])
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
-    a, b = torch.randn(512, 576), torch.randn(576, 1536)
+    a, b = torch.randn(512, 576, dtype=dtype), torch.randn(576, 1536, dtype=dtype)
     for _ in range(3):
         a @ b
     n, started = 0, time.perf_counter()
@@ -44,13 +49,16 @@ def answer_flops(config, prompt_tokens: int, new_tokens: int) -> float:
     return total + 2 * h * config.vocab_size * new_tokens
 
 
-def limit(config, prompt_tokens: int, new_tokens: int, cores: int | None = None) -> dict:
-    """Answers/s the machine's fp32 matmul speed allows, with what went into it."""
+def limit(
+    config, prompt_tokens: int, new_tokens: int, cores: int | None = None, precision: str = "fp32"
+) -> dict:
+    """Answers/s the machine's matmul speed in `precision` allows, with what went into it."""
     cores = cores or os.cpu_count() or 1
-    gflops = matmul_gflops(1)
+    gflops = matmul_gflops(1, precision=precision)
     flops = answer_flops(config, prompt_tokens, new_tokens)
     return {
         "cores": cores,
+        "precision": DTYPES[precision],
         "matmul_gflops_per_core": round(gflops, 1),
         "gflop_per_answer": round(flops / 1e9, 1),
         "prompt_tokens": prompt_tokens,
@@ -73,9 +81,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--prompt-tokens", type=int, default=622)
     parser.add_argument("--new-tokens", type=int, default=16)
+    parser.add_argument("--precision", help="inference.quantize value (default: params.yaml's)")
     args = parser.parse_args()
-    config = AutoConfig.from_pretrained(base_model_path(Settings(profile="default")))
-    print(json.dumps(limit(config, args.prompt_tokens, args.new_tokens), indent=2))
+    settings = Settings(profile="default")
+    config = AutoConfig.from_pretrained(base_model_path(settings))
+    precision = args.precision or settings.quantize()
+    print(json.dumps(limit(config, args.prompt_tokens, args.new_tokens, None, precision), indent=2))
 
 
 if __name__ == "__main__":

@@ -8,8 +8,9 @@ clients, and stops the server. Each client posts one held-out XQuAD question at 
 ["public"]) and waits for the answer; a request counts as an error when the status is not 200,
 the body has no answer, or it times out. Prints throughput, p50/p95 latency, errors and the
 server-side timing split, and the throughput's share of the machine's physical limit
-(benchmarks/physical_limit.py: FLOPs per answer ÷ (cores × fp32 matmul GFLOP/s measured in
-the same run, before the clients start); and writes results/serve_load.json.
+(benchmarks/physical_limit.py: FLOPs per answer ÷ (cores × matmul GFLOP/s in the served
+precision, measured in the same run before the clients start); and writes
+results/serve_load.json.
 """
 
 from __future__ import annotations
@@ -154,6 +155,7 @@ def main() -> None:
         AutoConfig.from_pretrained(base_model_path(settings)),
         args.prompt_tokens,
         settings.training_profile().max_new_tokens,
+        precision=settings.quantize(),
     )
     try:
         result = run_clients(url, questions, args.clients, args.seconds)
