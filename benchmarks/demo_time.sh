@@ -6,9 +6,10 @@
 # Clones this repository (HEAD) into a temporary folder and runs the demo's phases one by one,
 # as `make demo` does: the virtualenv, `dualengine setup` (Weaviate build + model conversion),
 # `services up`, `dualengine run` (each Prefect task's duration is read back from the flow run)
-# and `status`. --cold gives setup an empty cache folder (XDG_CACHE_HOME), so the Weaviate
-# build and the model conversion are timed from scratch; the uv and Go package caches stay warm
-# either way. The 1-minute load average is taken at the start and end of every phase; numbers
+# and `status`. --cold gives every phase an empty cache folder (XDG_CACHE_HOME): the model
+# cache, uv's and pip's package caches and Go's build cache start empty, so the venv, the
+# Weaviate build and the model conversion are timed from scratch; only Go's module download
+# cache (GOMODCACHE, ~/go/pkg/mod) stays. The 1-minute load average is taken at the start and end of every phase; numbers
 # from a loaded machine say little, so the script prints the load next to each time. Results:
 # benchmarks/results/demo_time.json in this checkout. --keep leaves the clone for inspection.
 set -euo pipefail

@@ -60,11 +60,13 @@ def bare_loop(base, examples, params):
     from peft import get_peft_model
     from transformers import AutoModelForCausalLM
 
+    from tasks.hardware import resolve_mixed_precision
     from tasks.training import collate, epoch_order, lora_config, set_seed
 
     set_seed(params["seed"])
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    dtype = torch.bfloat16 if params.get("mixed_precision") == "bf16" and device == "cuda" else None
+    precision = resolve_mixed_precision(params.get("mixed_precision", "no"))
+    dtype = torch.bfloat16 if precision == "bf16" else None  # the project path's autocast
     model = get_peft_model(AutoModelForCausalLM.from_pretrained(base), lora_config(params))
     model.to(device)
     optimizer = torch.optim.AdamW(
