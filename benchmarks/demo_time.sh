@@ -66,42 +66,4 @@ phase run .venv/bin/dualengine run --profile "$PROFILE" --json
 phase status .venv/bin/dualengine status
 TOTAL="$(echo "$(date +%s.%N) - $STARTED" | bc)"
 # each task of the flow run, from Prefect (the run's own record of its durations)
-.venv/bin/python - "$PHASES" "$OUT" "$TOTAL" "$COLD" <<'EOF' | tee "$WORK/summary.txt"
-import asyncio, json, os, sys
-
-from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-from prefect.client.schemas.sorting import FlowRunSort
-
-from dualengine.endpoints import export_endpoints
-from dualengine.settings import get_settings
-
-export_endpoints(get_settings())
-
-
-async def tasks():
-    async with get_client() as client:
-        runs = await client.read_flow_runs(sort=FlowRunSort.START_TIME_DESC, limit=1)
-        found = await client.read_task_runs(
-            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[runs[0].id]))
-        )
-        return sorted(
-            ({"task": t.name, "seconds": round(t.total_run_time.total_seconds(), 1)} for t in found),
-            key=lambda t: -t["seconds"],
-        )
-
-
-phases = [
-    dict(zip(("phase", "seconds", "load_start", "load_end"), line.split("\t")))
-    for line in open(sys.argv[1]).read().splitlines()
-]
-result = {
-    "cold_caches": sys.argv[4] == "1",
-    "cores": os.cpu_count(),
-    "total_seconds": round(float(sys.argv[3]), 1),
-    "phases": phases,
-    "flow_tasks": asyncio.run(tasks()),
-}
-open(sys.argv[2], "w").write(json.dumps(result, indent=2))
-print(json.dumps(result, indent=2))
-EOF
+.venv/bin/python benchmarks/demo_summary.py "$PHASES" "$OUT" "$TOTAL" "$COLD" | tee "$WORK/summary.txt"

@@ -160,28 +160,6 @@ def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
     return order
 
 
-def _save_checkpoint(accelerator, folder: Path, meta: dict[str, Any]) -> None:
-    staging = folder.with_name(folder.name + ".partial")
-    accelerator.save_state(str(staging))
-    if accelerator.is_main_process:
-        (staging / "progress.json").write_text(json.dumps(meta))
-        if folder.exists():
-            import shutil
-
-            shutil.rmtree(folder)
-        staging.rename(folder)
-    accelerator.wait_for_everyone()
-
-
-def latest_checkpoint(checkpoint_dir: Path | None) -> tuple[Path | None, dict[str, Any]]:
-    if checkpoint_dir is None:
-        return None, {}
-    folder = checkpoint_dir / "latest"
-    if not (folder / "progress.json").exists():
-        return None, {}
-    return folder, json.loads((folder / "progress.json").read_text())
-
-
 def mean_eval_loss(model, examples: list[TrainingExample], pad_id: int, batch_size: int) -> float:
     """Mean answer-token loss on held-out examples."""
     import torch
@@ -224,6 +202,7 @@ def train_lora(
     from transformers import get_linear_schedule_with_warmup
 
     from tasks.base_model import load_base_model
+    from tasks.checkpoints import latest_checkpoint, save_checkpoint, trainable_only
     from tasks.hardware import resolve_mixed_precision
 
     if not examples:
@@ -250,6 +229,7 @@ def train_lora(
         adapter_dir=str(output_dir), steps=0, final_loss=float("nan"), trainable_params=trainable
     )
     epoch, skip, best, stale = 0, 0, float("inf"), 0
+    trainable_only(accelerator)
     folder, meta = latest_checkpoint(checkpoint_dir) if resume else (None, {})
     if folder is not None:
         accelerator.load_state(str(folder))
@@ -303,7 +283,7 @@ def train_lora(
                     if patience and stale >= patience:
                         result.stopped_early = True
                 if every and checkpoint_dir and result.steps % every == 0:
-                    _save_checkpoint(
+                    save_checkpoint(
                         accelerator,
                         checkpoint_dir / "latest",
                         {
