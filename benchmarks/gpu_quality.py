@@ -263,8 +263,12 @@ def run(args: argparse.Namespace) -> None:
     }
     durations: list[float] = []
     only = {n for n in (args.only or "").split(",") if n}
-    for recipe in recipes(args.dry_run):
-        if only and recipe["name"] not in only:
+    extra = [
+        {"name": f"adapter-{Path(path).name}", "profile": None, "adapter": path}
+        for path in args.score_adapter or []
+    ]
+    for recipe in recipes(args.dry_run) + extra:
+        if only and recipe["name"] not in only and "adapter" not in recipe:
             continue
         elapsed = time.perf_counter() - STARTED
         estimate = max(durations) if durations else 0.0
@@ -273,7 +277,7 @@ def run(args: argparse.Namespace) -> None:
             continue
         began = time.perf_counter()
         meta: dict[str, Any] = {"recipe": recipe}
-        adapter = None
+        adapter = recipe.get("adapter")
         if recipe["profile"]:
             tp = recipe_params(params, recipe, args.dry_run)
             train, held = raft_examples(bundle, params, tp, recipe)
@@ -362,6 +366,11 @@ def main() -> None:
     r.add_argument("--only", help="comma-separated recipe names (default: every recipe)")
     r.add_argument(
         "--conditions", help=f"comma-separated, of {', '.join(CONDITIONS)} (default: every one)"
+    )
+    r.add_argument(
+        "--score-adapter",
+        action="append",
+        help="also score this trained adapter folder (repeatable; e.g. a registered version's)",
     )
     r.add_argument(
         "--quantize", default="none", help="inference.quantize for answering (none on a GPU)"
