@@ -53,20 +53,44 @@ def port_is_free(port: int) -> bool:
     return True
 
 
+LISTEN_PORTS_FROM = 15000
+_HANDED_OUT: set[int] = set()  # ports this process chose: never chosen twice (not yet bound)
+
+
+def ephemeral_port_range() -> tuple[int, int]:
+    """The kernel's range for outgoing connections' local ports (Linux; else IANA's)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 49152, 65535
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A free port below the ephemeral range: an outgoing connection can take any ephemeral
+    port as its local port while a killed server is down, and the server's restart on its
+    own port then fails with `address already in use` (seen with a Weaviate node's gossip
+    port). Falls back to a kernel-chosen port when no such port is free."""
+    try:
+        return free_port_block(1)
+    except RuntimeError:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            return int(sock.getsockname()[1])
 
 
-def free_port_block(size: int, start: int = 20000, stop: int = 60000) -> int:
-    """First port of `size` consecutive free ports (Weaviate's cluster ports)."""
+def free_port_block(size: int, start: int = LISTEN_PORTS_FROM, stop: int | None = None) -> int:
+    """First port of `size` consecutive free ports below the ephemeral range (Weaviate's
+    cluster ports; see `free_port`)."""
     import random
 
-    rng = random.Random(os.getpid() ^ int(time.time()))
+    stop = stop or ephemeral_port_range()[0]
+    rng = random.Random(f"{os.getpid()}:{time.time_ns()}")
     for _ in range(200):
-        base = rng.randrange(start, stop - size)
-        if all(port_is_free(base + i) for i in range(size)):
+        base = rng.randrange(start, max(start + 1, stop - size))
+        ports = set(range(base, base + size))
+        if not ports & _HANDED_OUT and all(port_is_free(p) for p in ports):
+            _HANDED_OUT.update(ports)
             return base
     raise RuntimeError(f"no block of {size} free ports found")
 

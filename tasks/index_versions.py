@@ -16,21 +16,27 @@ if TYPE_CHECKING:
 
 
 LEADER_WAIT_SECONDS = 60.0
+LEADER_MIN_ATTEMPTS = 3
 
 
 def through_leader(call: Callable[[], Any], wait: float = LEADER_WAIT_SECONDS) -> Any:
     """A schema read or write (aliases, collection config): on a cluster these go through the
     Raft leader, so they fail for the seconds it takes to elect a new one after a node is
-    lost. Retried on a server error or timeout until `wait` runs out; a 4xx is raised at once."""
+    lost. Retried on a server error or timeout until `wait` runs out, and at least
+    `LEADER_MIN_ATTEMPTS` times (a request forwarded to a killed leader can hang for the
+    client's whole query timeout, longer than `wait`); a 4xx is raised at once."""
     from weaviate.exceptions import UnexpectedStatusCodeError, WeaviateTimeoutError
 
     deadline = time.monotonic() + wait
+    attempts = 0
     while True:
+        attempts += 1
         try:
             return call()
         except (UnexpectedStatusCodeError, WeaviateTimeoutError) as exc:
             status = getattr(exc, "status_code", 500)
-            if status < 500 or time.monotonic() > deadline:
+            out_of_time = time.monotonic() > deadline and attempts >= LEADER_MIN_ATTEMPTS
+            if status < 500 or out_of_time:
                 raise
             time.sleep(1.0)
 
@@ -51,10 +57,12 @@ def write_manifest(client: weaviate.WeaviateClient, manifest: Manifest) -> None:
 
 def point_alias(client: weaviate.WeaviateClient, alias: str, collection: str) -> None:
     """Create the alias, or move it atomically to the given collection."""
-    if client.alias.exists(alias_name=alias):
-        client.alias.update(alias_name=alias, new_target_collection=collection)
+    if through_leader(lambda: client.alias.exists(alias_name=alias)):
+        through_leader(
+            lambda: client.alias.update(alias_name=alias, new_target_collection=collection)
+        )
     else:
-        client.alias.create(alias_name=alias, target_collection=collection)
+        through_leader(lambda: client.alias.create(alias_name=alias, target_collection=collection))
 
 
 def alias_target(client: weaviate.WeaviateClient, alias: str) -> str | None:

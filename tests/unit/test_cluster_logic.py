@@ -134,6 +134,29 @@ def test_schema_calls_wait_out_a_leader_election_but_not_a_client_error(monkeypa
     call, calls = failing(503, 10**6)
     with pytest.raises(UnexpectedStatusCodeError):
         index_versions.through_leader(call, wait=0.0)
+    assert len(calls) == index_versions.LEADER_MIN_ATTEMPTS
+
+
+def test_a_schema_call_that_hangs_past_the_wait_is_still_retried(monkeypatch):
+    """CI, stop 17: GET /v1/aliases hung for the client's whole 60 s query timeout after a
+    node was killed, which used up the 60 s wait in one attempt; the retry must still come."""
+    from weaviate.exceptions import WeaviateTimeoutError
+
+    from tasks import index_versions
+
+    clock = [0.0]
+    monkeypatch.setattr(index_versions.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(index_versions.time, "sleep", lambda s: None)
+    calls = []
+
+    def call():
+        calls.append(1)
+        if len(calls) == 1:
+            clock[0] += 61.0  # one hung request outlasts the whole wait
+            raise WeaviateTimeoutError("Could not get alias ClusterTest")
+        return "ok"
+
+    assert index_versions.through_leader(call, wait=60.0) == "ok" and len(calls) == 2
 
 
 def test_seaweedfs_inner_ports_get_jwt_keys_and_a_private_grpc_certificate(tmp_path):

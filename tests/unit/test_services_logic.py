@@ -55,6 +55,15 @@ def test_node_ports_are_distinct_and_loopback_only():
     assert env["CLUSTER_BIND_ADDR"] == "127.0.0.1" and env["DEFAULT_VECTORIZER_MODULE"] == "none"
 
 
+def test_free_ports_are_distinct_and_below_the_ephemeral_range():
+    from dualengine.endpoints import ephemeral_port_range, free_port
+
+    low, _ = ephemeral_port_range()
+    ports = [free_port() for _ in range(300)]
+    assert len(set(ports)) == 300  # never the same port twice, even before anyone binds it
+    assert all(p < low for p in ports)
+
+
 def test_free_port_block_is_free():
     base = free_port_block(5)
     assert all(port_is_free(base + i) for i in range(5))
