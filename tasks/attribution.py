@@ -144,24 +144,39 @@ def score_conditions(
     golds)` adds a per-question semantic score (tasks.evaluation.semantic_scores)."""
     from tasks.evaluation import exact_match, token_f1
     from tasks.grounding import supported_share
+    from tasks.heldout import reuse_same_contexts, same_context
     from tasks.raft import is_refusal, split_citation
 
     questions = [i["question"] for i in items]
     scores: dict[str, dict[str, list[float]]] = {}
     answers: dict[str, list[str]] = {}
+    known: tuple[list[list[dict[str, Any]]], list[tuple[str, float]]] | None = None
     for context in CONTEXTS:
         passages = [[] if context == "closed_book" else i[context] for i in items]
         prompt = closed_book_system if context == "closed_book" else system
-        raw, nll = generator.answer_with_nll(  # answer and gold-reply NLL share a prefill
-            prompt,
-            questions,
-            passages,
-            [_target(i["answer"], p) for i, p in zip(items, passages, strict=True)],
-            max_new_tokens,
-            raw=True,
-            batch_size=batch_size,
-            on_batch=on_batch,
-        )
+
+        def answer(rows: list[int], prompt=prompt, passages=passages) -> list[tuple[str, float]]:
+            raw, nll = generator.answer_with_nll(  # answer and gold-reply NLL share a prefill
+                prompt,
+                [questions[r] for r in rows],
+                [passages[r] for r in rows],
+                [_target(items[r]["answer"], passages[r]) for r in rows],
+                max_new_tokens,
+                raw=True,
+                batch_size=batch_size,
+                on_batch=on_batch,
+            )
+            return list(zip(raw, nll, strict=True))
+
+        if context == "oracle" and known is not None:  # where retrieval found the gold chunk,
+            pairs = reuse_same_contexts(passages, *known, answer)  # the same prompt: reused
+            if on_batch:
+                on_batch(sum(same_context(a, b) for a, b in zip(passages, known[0], strict=True)))
+        else:
+            pairs = answer(list(range(len(items))))
+        if context == "retrieved":
+            known = (passages, pairs)
+        raw, nll = [p[0] for p in pairs], [p[1] for p in pairs]
         texts = [split_citation(t)[0] for t in raw]
         answers[context] = texts
         support = [i["retrieved"] if context == "closed_book" else i[context] for i in items]

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from tasks.evaluation import exact_match, token_f1
+from tasks.heldout import reuse_same_contexts, same_context
 from tasks.progress import progress
 from tasks.raft import is_refusal, split_citation
 
@@ -128,7 +129,8 @@ def score_model(
     max_new_tokens: int,
     batch_size: int = 8,
 ) -> ModelScores:
-    """Answer with retrieved, oracle and oracle-less context; score every question."""
+    """Answer with retrieved, oracle and oracle-less context; score every question. Where
+    retrieval found the gold chunk the oracle prompt is the retrieved one, answered once."""
     from tasks.raft import grounded_target
 
     scores = ModelScores(name, version, {k: [] for k in (*HIGHER_IS_BETTER, *GUARDRAILS)})
@@ -137,21 +139,22 @@ def score_model(
         grounded_target(item["answer"], _gold_position(item, ctx))
         for item, ctx in zip(items, oracle, strict=True)
     ]
-    with progress(f"gate: scoring {name}", 3 * len(items), key=f"gate-{name}") as bar:
-        answers = {
-            label: generator.answer_many(
+    fresh = sum(not same_context(r, o) for r, o in zip(retrieved, oracle, strict=True))
+    with progress(f"gate: scoring {name}", 2 * len(items) + fresh, key=f"gate-{name}") as bar:
+
+        def answer(contexts: list[list[dict[str, Any]]], rows: list[int]) -> list[str]:
+            return generator.answer_many(
                 system,
-                questions,
-                contexts,
+                [questions[r] for r in rows],
+                [contexts[r] for r in rows],
                 max_new_tokens,
                 raw=True,
                 batch_size=batch_size,
                 on_batch=bar.advance,
             )
-            for label, contexts in (("retrieved", retrieved), ("missing", missing))
-        }
+
         # the oracle answer and the gold reply's NLL share one prefill per batch
-        answers["oracle"], scores.per_question["nll"] = generator.answer_with_nll(
+        oracle_answers, scores.per_question["nll"] = generator.answer_with_nll(
             system,
             questions,
             oracle,
@@ -161,6 +164,13 @@ def score_model(
             batch_size=batch_size,
             on_batch=bar.advance,
         )
+        answers = {
+            "oracle": oracle_answers,
+            "retrieved": reuse_same_contexts(
+                retrieved, oracle, oracle_answers, lambda rows: answer(retrieved, rows)
+            ),
+            "missing": answer(missing, list(range(len(items)))),
+        }
     for i, item in enumerate(items):
         for label in ("retrieved", "oracle"):
             text, _ = split_citation(answers[label][i])

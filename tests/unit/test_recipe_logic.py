@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tasks.gate import bootstrap_ci, paired_difference
-from tasks.heldout import gold_passage, heldout_item, oracle_position, recall_of
+from tasks.heldout import gold_passage, heldout_item, oracle_position, recall_of, same_context
 from tasks.raft import build_raft_examples, split_citation
 
 
@@ -25,16 +25,27 @@ def test_heldout_item_contexts_have_the_training_shape():
     item = heldout_item(ITEM, HITS, gold, passages=3, k=5, seed=7)
     assert [p["passage_id"] for p in item["retrieved"]] == ["a#0", "gold#1", "b"]
     assert [p["passage_id"] for p in item["missing"]] == ["a#0", "b", "c#2"]
-    oracle = [p["passage_id"] for p in item["oracle"]]
-    assert sorted(oracle) == ["a#0", "b", "gold#1"]  # gold among as many passages as retrieved
+    # retrieval found the gold chunk: the oracle is the retrieved context, answered once
+    assert item["oracle"] == item["retrieved"] and same_context(item["oracle"], item["retrieved"])
     assert item["oracle"][oracle_position(item) - 1]["text"] == "the answer is Rollo"
     assert item == heldout_item(ITEM, HITS, gold, passages=3, k=5, seed=7)  # deterministic
+    assert item["recall"] == 1.0 and item["retrieved_ids"] == [h["passage_id"] for h in HITS[:5]]
+
+
+def test_oracle_puts_the_gold_chunk_among_the_top_chunks_when_retrieval_missed_it():
+    gold = chunk("gold#1", "the answer is Rollo")
+    missed = [chunk("a#0"), chunk("b"), chunk("c#2"), chunk("d"), chunk("gold#0"), chunk("e")]
+    item = heldout_item(ITEM, missed, gold, passages=3, k=5, seed=7)
+    oracle = [p["passage_id"] for p in item["oracle"]]
+    assert sorted(oracle) == ["a#0", "b", "gold#1"]  # gold among as many passages as retrieved
+    assert not same_context(item["oracle"], item["retrieved"])
     positions = {
-        oracle_position(heldout_item(ITEM | {"id": f"q{i}"}, HITS, gold, 3, 5, 7))
+        oracle_position(heldout_item(ITEM | {"id": f"q{i}"}, missed, gold, 3, 5, 7))
         for i in range(30)
     }
-    assert positions == {1, 2, 3}  # the gold chunk's position is shuffled, not always last
-    assert item["recall"] == 1.0 and item["retrieved_ids"] == [h["passage_id"] for h in HITS[:5]]
+    assert positions == {1, 2, 3}  # the gold chunk's position is drawn, not always last
+    short = heldout_item(ITEM, missed[:1], gold, passages=3, k=5, seed=7)
+    assert sorted(p["passage_id"] for p in short["oracle"]) == ["a#0", "gold#1"]
 
 
 def test_heldout_item_rejects_items_without_relevant_documents():
