@@ -41,6 +41,7 @@ def tracing_only_ms(engine, question: str, repeats: int) -> dict[str, float]:
     engine.tracer.enabled = True
     _, passages = engine.retrieve(question, ["public"])
     context = passages[: engine.config.context_passages]
+    style = engine.config.style_for(context)
     usage = {"input_tokens": 900, "output_tokens": 12}
     answer = engine.ask(question, ["public"])
     spent = []
@@ -50,9 +51,9 @@ def tracing_only_ms(engine, question: str, repeats: int) -> dict[str, float]:
             with scope.span("retrieval", "RETRIEVER", {"query": question}) as span:
                 tracing_steps.record_retrieval(span, passages)
             with scope.span("prompt", "PARSER") as span:
-                tracing_steps.record_prompt(span, engine.config, question, context)
+                tracing_steps.record_prompt(span, style, question, context)
             with scope.span("generation", "LLM") as span:
-                tracing_steps.record_generation(span, engine, answer.answer, usage)
+                tracing_steps.record_generation(span, engine, style, answer.answer, usage)
             with scope.span("grounding", "PARSER") as span:
                 tracing_steps.record_grounding(span, answer.citations, answer.faithfulness, None)
             tracing_steps.record_answer(scope.root, answer)

@@ -56,6 +56,7 @@ def engine_for(
     (unless log_queries, default params.yaml `answer.log_queries`, says otherwise); answers
     are MLflow traces unless params.yaml `answer.trace` or DUALENGINE_TRACING=0 turn it off."""
     from dualengine.weaviate_client import connect
+    from tasks.generation import base_of
     from tasks.hybrid import AnswerConfig, HybridEngine
     from tasks.query_log import QueryLog
     from tasks.tracing import AnswerTracer, tracing_enabled_by_env
@@ -78,6 +79,7 @@ def engine_for(
         caller=caller,
         on_close=client.close,
         tracer=AnswerTracer(enabled=settings.config().answer.trace and tracing_enabled_by_env()),
+        base_generator=base_of(generator),  # for corpora whose style does not use the adapter
     )
 
 

@@ -174,10 +174,18 @@ class TrainingStyle(Section):
     train_companies: Count
     train_examples: Count = 0
     groups: list[Group] = Field(min_length=1)
+    # False: this corpus is answered by the base model in this style, the adapter is not
+    # applied to it (the span-trained adapter made the SEC answers worse than the base model)
+    use_adapter: bool = True
 
     @property
     def system(self) -> str:
         return " ".join(self.system_prompt.split())
+
+    def owns(self, source: str, name: str) -> bool:
+        """Whether a passage of this `source` comes from the style's corpus `name` (the
+        bundled corpora's sources start with `<corpus>/`)."""
+        return str(source).startswith(f"{name}/")
 
 
 class RaftSection(Section):

@@ -18,10 +18,15 @@ def evaluate_flow(
     sets: list[str] | None = None,
     questions: int | None = None,
     model: str | None = None,
+    adapter_on_every_set: bool = False,
 ) -> dict[str, Any]:
     """{base, fine-tuned} × {closed-book, retrieved, oracle} on held-out questions: F1, EM,
     gold-answer NLL, faithfulness and recall with 95 % bootstrap intervals, the FT+RAG gaps,
-    a diagnosis line and the conflict rate; to MLflow, Prefect artifacts and an HTML report."""
+    a diagnosis line and the conflict rate; to MLflow, Prefect artifacts and an HTML report.
+
+    "Fine-tuned" is what the system answers with: for a set whose corpus style does not use
+    the adapter (`training.styles.<set>.use_adapter: false`) that is the base model, unless
+    `adapter_on_every_set` scores the adapter there too (to decide whether to turn it on)."""
     from dualengine.api import load_generator_version
     from dualengine.resolve import generator_version, index_alias, live_index
     from dualengine.weaviate_client import weaviate_client
@@ -43,8 +48,13 @@ def evaluate_flow(
     for name in sets:
         items = es.attribution_items(settings, name, questions)
         system, max_new = es.answer_style(settings, name)
+        by_base = es.answered_by_base(settings, name, adapter_on_every_set)
         scores, answers = {}, {}
         for label, generator in (("base", base), ("finetuned", finetuned)):
+            if label == "finetuned" and by_base:  # the system answers this corpus unadapted
+                answers[label] = answers["base"]
+                scores |= {("finetuned", c): s for (m, c), s in list(scores.items()) if m == "base"}
+                continue
             run = partial(
                 es.score_model_conditions, settings, generator, label, items, max_new, system
             )
@@ -73,6 +83,9 @@ def evaluate_flow(
                 "conflict_rate": conflict_rate(
                     answers["finetuned"]["retrieved"], answers["finetuned"]["closed_book"]
                 ),
+                "answered_by": "base model (training.styles.use_adapter: false)"
+                if by_base
+                else f"{reg.model_name} v{version}",
             }
         )
         get_run_logger().info("%s: %s", name, sections[-1]["diagnosis"])
@@ -93,7 +106,7 @@ def evaluate_flow(
     return {
         "meta": meta,
         "sets": [
-            {k: s[k] for k in ("set", "rows", "gaps", "diagnosis", "conflict_rate")}
+            {k: s[k] for k in ("set", "rows", "gaps", "diagnosis", "conflict_rate", "answered_by")}
             for s in sections
         ],
         **recorded,

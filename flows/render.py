@@ -202,6 +202,7 @@ def attribution(result: dict[str, Any]) -> None:
             gap_table.add_row(name, *(interval(per_metric[m], signed=True) for m in GAP_METRICS))
         out.print(gap_table)
         out.print(f"diagnosis: {section['diagnosis']}")
+        out.print(f'"finetuned" answers come from: {section.get("answered_by", "?")}')
         out.print(f"conflict rate (closed-book vs grounded): {section['conflict_rate']:.3f}")
     out.print(f"report: {result['html']} (MLflow run {result['run_id']})")
 

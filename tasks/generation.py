@@ -18,6 +18,9 @@ class Generator:
     tokenizer: Any
     max_length: int
     batch_size: int = 8
+    base_model: str = ""  # where the base weights came from (to load them alone when needed)
+    adapter: str | None = None  # the LoRA adapter merged in, if any
+    quantize: str = "none"  # the precision it answers in (tasks.hardware.resolve_quantize)
     # tokens in / out per question of the last answer_many call (answers' traces record them)
     last_usage: list[dict[str, int]] = field(default_factory=list)
     _out_counts: list[int] = field(default_factory=list, repr=False)
@@ -267,4 +270,21 @@ def load_generator(
         model = quantize_int8(model)
     elif mode == "bf16":
         model = model.to(torch.bfloat16)
-    return Generator(model=model, tokenizer=tokenizer, max_length=max_length)
+    return Generator(
+        model=model,
+        tokenizer=tokenizer,
+        max_length=max_length,
+        base_model=str(base_model),
+        adapter=adapter_dir,
+        quantize=quantize,
+    )
+
+
+def base_of(generator: Generator) -> Callable[[], Generator] | None:
+    """A loader of the generator's base model alone (no adapter), or None when the generator
+    has no adapter (it is the base model)."""
+    if not getattr(generator, "adapter", None):
+        return None
+    return lambda: load_generator(
+        generator.base_model, None, generator.max_length, generator.quantize
+    )

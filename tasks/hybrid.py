@@ -61,6 +61,39 @@ class HybridAnswer:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class AnswerStyle:
+    """How one corpus is answered (params.yaml `training.styles`): its system prompt, token
+    budget and whether the adapter or the base model answers it; `name` also tells which
+    passages belong to it (their source starts with `<name>/`)."""
+
+    name: str
+    system_prompt: str
+    max_new_tokens: int
+    use_adapter: bool = True
+
+    @property
+    def key(self) -> tuple[str, int, bool]:
+        """What a generation batch must share: prompt, budget and model."""
+        return (self.system_prompt, self.max_new_tokens, self.use_adapter)
+
+
+def indexed_styles(params: dict[str, Any]) -> tuple[AnswerStyle, ...]:
+    """The answer styles of the indexed corpora (a style of a corpus not indexed is unused)."""
+    corpora = set(params.get("knowledge", {}).get("corpora") or ())
+    styles = params.get("training", {}).get("styles") or {}
+    return tuple(
+        AnswerStyle(
+            name,
+            " ".join(str(style["system_prompt"]).split()),
+            int(style["max_new_tokens"]),
+            bool(style.get("use_adapter", True)),
+        )
+        for name, style in styles.items()
+        if name in corpora
+    )
+
+
 @dataclass
 class AnswerConfig:
     """The answer path's settings (params.yaml `retrieval`, `answer` and the training prompt)."""
@@ -79,6 +112,22 @@ class AnswerConfig:
     anonymous_groups: tuple[str, ...] = ("public",)
     max_batch: int = 8  # concurrent generations answered as one batch (micro-batching)
     batch_wait_ms: float = 20.0  # how long the first waiting request waits for company
+    styles: tuple[AnswerStyle, ...] = ()  # corpora answered in their own style
+
+    @property
+    def default_style(self) -> AnswerStyle:
+        return AnswerStyle("", self.system_prompt, self.max_new_tokens)
+
+    @property
+    def closed_book_style(self) -> AnswerStyle:
+        return AnswerStyle("closed_book", self.closed_book_prompt, self.max_new_tokens)
+
+    def style_for(self, context: list[Passage]) -> AnswerStyle:
+        """The style of the corpus the top passage comes from, else the default span style."""
+        source = context[0].source if context else ""
+        return next(
+            (s for s in self.styles if str(source).startswith(f"{s.name}/")), self.default_style
+        )
 
     @classmethod
     def from_params(
@@ -102,6 +151,7 @@ class AnswerConfig:
             anonymous_groups=tuple(retrieval.get("anonymous_groups") or ()),
             max_batch=int(answer.get("max_batch", 8)),
             batch_wait_ms=float(answer.get("batch_wait_ms", 20.0)),
+            styles=indexed_styles(params),
         )
 
 
@@ -142,8 +192,13 @@ class HybridEngine:
         caller: str = "api",
         on_close: Callable[[], None] | None = None,
         tracer: AnswerTracer | None = None,
+        base_generator: Callable[[], Any] | None = None,
     ) -> None:
         self.generator = generator
+        # the base model for styles that do not use the adapter, loaded on first need (None:
+        # the generator has no adapter, so it is the base model)
+        self._load_base = base_generator
+        self._base: Any = None
         self.client = client
         self.config = config
         self.model_version = model_version
@@ -171,26 +226,37 @@ class HybridEngine:
         )
         return vector, passages
 
+    def generator_for(self, use_adapter: bool):
+        """The fine-tuned generator, or the base model for a style that does not use it
+        (loaded once, by the batcher's one worker)."""
+        if use_adapter or self._load_base is None:
+            return self.generator
+        if self._base is None:
+            self._base = self._load_base()
+        return self._base
+
     def _generate_batch(
-        self, system: str, items: list[tuple[str, list[dict]]]
+        self, key: tuple[str, int, bool], items: list[tuple[str, list[dict]]]
     ) -> list[tuple[str, dict[str, int]]]:
         """Raw replies with their token counts (empty when the generator does not count)."""
-        texts = self.generator.answer_many(
+        system, max_new_tokens, use_adapter = key
+        generator = self.generator_for(use_adapter)
+        texts = generator.answer_many(
             system,
             [question for question, _ in items],
             [passages for _, passages in items],
-            self.config.max_new_tokens,
+            max_new_tokens,
             raw=True,
             batch_size=self.config.max_batch,
         )
-        usage = getattr(self.generator, "last_usage", None) or []
+        usage = getattr(generator, "last_usage", None) or []
         return [(t, dict(usage[n]) if n < len(usage) else {}) for n, t in enumerate(texts)]
 
     def _generate(
-        self, system: str, question: str, passages: list[Passage]
+        self, style: AnswerStyle, question: str, passages: list[Passage]
     ) -> tuple[str, dict[str, int]]:
         """The raw reply and its token counts, generated in a shared batch."""
-        return self.batcher(system, (question, [p.as_dict() for p in passages]))
+        return self.batcher(style.key, (question, [p.as_dict() for p in passages]))
 
     @property
     def batch_sizes(self) -> list[int]:
@@ -247,11 +313,12 @@ class HybridEngine:
         best = max((p.similarity for p in context), default=0.0)
         text, cited, answered = self.config.no_answer_text, None, False
         if context and best >= self.config.min_similarity:
+            style = self.config.style_for(context)
             with scope.span("prompt", "PARSER") as span:
-                tracing_steps.record_prompt(span, self.config, question, context)
+                tracing_steps.record_prompt(span, style, question, context)
             with scope.span("generation", "LLM") as span:
-                raw, usage = self._generate(self.config.system_prompt, question, context)
-                tracing_steps.record_generation(span, self, raw, usage)
+                raw, usage = self._generate(style, question, context)
+                tracing_steps.record_generation(span, self, style, raw, usage)
             reply, cited = split_citation(raw)
             reply = clean_answer(reply)
             if reply and not is_refusal(reply):
@@ -263,9 +330,10 @@ class HybridEngine:
         }
         closed, conflict = None, None
         if check:
+            closed_style = self.config.closed_book_style
             with scope.span("closed_book", "LLM") as span:
-                raw, usage = self._generate(self.config.closed_book_prompt, question, [])
-                tracing_steps.record_generation(span, self, raw, usage)
+                raw, usage = self._generate(closed_style, question, [])
+                tracing_steps.record_generation(span, self, closed_style, raw, usage)
             closed = clean_answer(split_citation(raw)[0])
             found = find_conflict(text, closed) if answered else None
             conflict = found.as_dict() if found else None

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from tasks.prompting import messages_for
 
 if TYPE_CHECKING:
-    from tasks.hybrid import AnswerConfig, Citation, HybridAnswer, HybridEngine
+    from tasks.hybrid import AnswerConfig, AnswerStyle, Citation, HybridAnswer, HybridEngine
     from tasks.retrieval import Passage
     from tasks.tracing import NullSpan
 
@@ -65,27 +65,29 @@ def record_answer(span: NullSpan, result: HybridAnswer) -> None:
 
 
 def record_prompt(
-    span: NullSpan, config: AnswerConfig, question: str, context: list[Passage]
+    span: NullSpan, style: AnswerStyle, question: str, context: list[Passage]
 ) -> None:
     """The chat messages the generator is given (before fitting to the token budget)."""
     if not span.recording:
         return
     span.set_inputs({"question": question, "passage_ids": [p.passage_id for p in context]})
     span.set_outputs(
-        {"messages": messages_for(config.system_prompt, question, [p.as_dict() for p in context])}
+        {"messages": messages_for(style.system_prompt, question, [p.as_dict() for p in context])}
     )
 
 
 def record_generation(
-    span: NullSpan, engine: HybridEngine, reply: str, usage: dict[str, int]
+    span: NullSpan, engine: HybridEngine, style: AnswerStyle, reply: str, usage: dict[str, int]
 ) -> None:
-    """Model version, token counts (also as MLflow's `mlflow.chat.tokenUsage`, which the UI
-    sums per trace) and the raw reply of one generate() call."""
+    """Model version (`base` where the style does not use the adapter), answer style, token
+    counts (also as MLflow's `mlflow.chat.tokenUsage`, which the UI sums per trace) and the
+    raw reply of one generate() call."""
     if not span.recording:
         return
     attributes: dict[str, Any] = {
-        "model_version": str(engine.model_version),
-        "max_new_tokens": engine.config.max_new_tokens,
+        "model_version": str(engine.model_version) if style.use_adapter else "base",
+        "answer_style": style.name or "default",
+        "max_new_tokens": style.max_new_tokens,
         **usage,
     }
     if usage:

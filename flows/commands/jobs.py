@@ -160,6 +160,13 @@ def evaluate(
         str | None,
         typer.Option(help="Fine-tuned version or alias (default: champion, else challenger)."),
     ] = None,
+    adapter_on_every_set: Annotated[
+        bool,
+        typer.Option(
+            help="Score the adapter also on sets whose style answers without it "
+            "(training.styles.<set>.use_adapter: false)."
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Attribution table: {base, fine-tuned} × {closed-book, retrieved, oracle} with CIs."""
@@ -174,6 +181,7 @@ def evaluate(
         sets=sets,
         questions=questions,
         model=model,
+        adapter_on_every_set=adapter_on_every_set,
     )
 
 

@@ -60,6 +60,13 @@ def answer_style(settings: Settings, name: str) -> tuple[str, int]:
     return profile.system_prompt, per_set or profile.max_new_tokens
 
 
+def answered_by_base(settings: Settings, name: str, adapter_on_every_set: bool = False) -> bool:
+    """Whether the system answers this set's corpus with the base model: its style says
+    `use_adapter: false` (and the caller did not ask to score the adapter there anyway)."""
+    style = settings.config().style(name)
+    return style is not None and not style.use_adapter and not adapter_on_every_set
+
+
 def base_score_key(
     settings: Settings,
     name: str,
@@ -159,6 +166,7 @@ def record_attribution(
                     }
                 )
             mlflow.log_metric(f"{name}.conflict_rate", section["conflict_rate"])
+            mlflow.set_tag(f"{name}.answered_by", section["answered_by"])
             rows = section["rows"]
             mlflow.log_table({k: [r[k] for r in rows] for k in rows[0]}, f"attribution_{name}.json")
             mlflow.log_dict(section["gaps"], f"gaps_{name}.json")
@@ -184,7 +192,8 @@ def record_attribution(
         key="attribution-report",
         markdown="# Component attribution\n\n"
         + "\n\n".join(
-            f"## {s['set']}\n\n{markdown_table(s['rows'])}\n\n{markdown_gaps(s['gaps'])}\n\n"
+            f'## {s["set"]}\n\n"finetuned" = what the system answers with: '
+            f"{s['answered_by']}\n\n{markdown_table(s['rows'])}\n\n{markdown_gaps(s['gaps'])}\n\n"
             f"**Diagnosis:** {s['diagnosis']}\n\nConflict rate (closed-book vs grounded, "
             f"fine-tuned): {s['conflict_rate']:.3f}"
             for s in sections

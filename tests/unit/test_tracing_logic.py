@@ -72,22 +72,27 @@ def test_retrieval_documents_and_generation_usage():
         def set_outputs(self, outputs):
             self.outputs = outputs
 
+    from tasks.hybrid import AnswerStyle
+
     class Engine:
         model_version = "3"
 
-        class config:  # noqa: N801 - stands in for AnswerConfig
-            max_new_tokens = 8
-
     span = Recorder()
     usage = {"input_tokens": 120, "output_tokens": 5}
-    tracing_steps.record_generation(span, Engine, "Denver [2]", usage)
+    style = AnswerStyle("", "Answer.", 8)
+    tracing_steps.record_generation(span, Engine, style, "Denver [2]", usage)
     assert span.attributes["model_version"] == "3" and span.attributes["input_tokens"] == 120
+    assert span.attributes["answer_style"] == "default" and span.attributes["max_new_tokens"] == 8
     assert span.attributes[tracing_steps.CHAT_USAGE]["total_tokens"] == 125
     assert span.outputs["reply"] == "Denver [2]"
-    tracing_steps.record_generation(span, Engine, "x", {})  # a generator that does not count
+    tracing_steps.record_generation(span, Engine, style, "x", {})  # a generator that does not count
     assert tracing_steps.CHAT_USAGE not in span.attributes
+    filings = AnswerStyle("sec10q", "Answer in full.", 160, use_adapter=False)
+    tracing_steps.record_generation(span, Engine, filings, "Net sales [1]", usage)
+    assert span.attributes["model_version"] == "base"  # the base model answered this corpus
+    assert span.attributes["answer_style"] == "sec10q"
     idle = NullSpan()  # untraced: nothing is built or set
-    tracing_steps.record_generation(idle, Engine, "x", usage)
+    tracing_steps.record_generation(idle, Engine, style, "x", usage)
     tracing_steps.record_retrieval(idle, [passage])
     assert not hasattr(idle, "attributes") and not hasattr(idle, "outputs")
 
