@@ -11,7 +11,8 @@
 # Weaviate build and the model conversion are timed from scratch; only Go's module download
 # cache (GOMODCACHE, ~/go/pkg/mod) stays. The 1-minute load average is taken at the start and end of every phase; numbers
 # from a loaded machine say little, so the script prints the load next to each time. Results:
-# benchmarks/results/demo_time.json in this checkout. --keep leaves the clone for inspection.
+# benchmarks/results/demo_time.json in this checkout. --keep leaves the clone and its services
+# running (for follow-up measurements; the script prints how to stop them).
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")/.." && pwd)"
 PROFILE=default COLD=0 KEEP=0
@@ -48,12 +49,19 @@ phase() {  # name, command...
   shift
   l0="$(load)" start="$(date +%s.%N)"
   echo "▶ $name"
-  "$@" > "$WORK/$name.log" 2>&1 || { echo "✗ $name failed, see $WORK/$name.log"; KEEP=1; exit 1; }
+  "$@" > "$WORK/$name.log" 2>&1 || { echo "✗ $name failed, see $WORK/$name.log"; KEEP=1 FAILED=1; exit 1; }
   end="$(date +%s.%N)"
   printf '%s\t%.1f\t%s\t%s\n' "$name" "$(echo "$end - $start" | bc)" "$l0" "$(load)" >> "$PHASES"
   tail -n1 "$PHASES"
 }
 cleanup() {
+  if [ "$KEEP" = 1 ] && [ "${FAILED:-0}" = 0 ]; then  # --keep: the stack stays up for more checks
+    printf 'export DUALENGINE_STATE_DIR=%q XDG_CACHE_HOME=%q\n' "$WORK/state" "${XDG_CACHE_HOME:-}" > "$WORK/env.sh"
+    printf 'export DUALENGINE_PREFECT_PORT=%s DUALENGINE_MLFLOW_PORT=%s DUALENGINE_WEAVIATE_PORT=%s DUALENGINE_WEAVIATE_GRPC_PORT=%s\n' \
+      "$PREFECT" "$MLFLOW" "$WEAVIATE" "$GRPC" >> "$WORK/env.sh"
+    echo "kept $WORK with its services running: cd $WORK/repo && source ../env.sh && .venv/bin/dualengine services down"
+    return
+  fi
   [ -x .venv/bin/dualengine ] && .venv/bin/dualengine services down > /dev/null 2>&1 || true
   [ "$KEEP" = 1 ] && echo "kept $WORK" || rm -rf "$WORK"
 }
