@@ -21,31 +21,14 @@ def _step(name: str, action: Callable[[], object], say: Callable[[str], None]) -
 
 
 def run_setup(settings: Settings, skip_weaviate: bool = False, say=print) -> bool:
-    """Idempotent: a second run only checks the caches and takes seconds. The Weaviate build
-    (minutes of Go compiling on a fresh machine) runs beside the model steps."""
-    from concurrent.futures import Future, ThreadPoolExecutor
-
+    """Idempotent: a second run only checks the caches and takes seconds."""
     results = []
-    building: Future | None = None
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="weaviate-build")
     if settings.weaviate_url:
         say(f"✓ weaviate: external endpoint {settings.weaviate_url}, nothing to install")
     elif not skip_weaviate:
-        building = pool.submit(
-            _step, "weaviate server binary", lambda: weaviate_server.ensure_binary(settings), say
+        results.append(
+            _step("weaviate server binary", lambda: weaviate_server.ensure_binary(settings), say)
         )
-    try:
-        results += _other_steps(settings, say)
-    finally:
-        if building is not None:
-            results.append(building.result())
-        pool.shutdown()
-    return all(results)
-
-
-def _other_steps(settings: Settings, say: Callable[[str], None]) -> list[bool]:
-    """Everything but the Weaviate binary: object store, PostgreSQL, the models."""
-    results = []
     if settings.mlflow_backend == "postgres":
         results.append(_step("PostgreSQL server", postgres_server.bin_dir, say))
         results.append(
@@ -66,4 +49,4 @@ def _other_steps(settings: Settings, say: Callable[[str], None]) -> list[bool]:
             results.append(
                 _step("tiny test model", lambda: models.ensure_tiny_model(settings), say)
             )
-    return results
+    return all(results)
