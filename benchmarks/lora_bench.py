@@ -61,7 +61,7 @@ def bare_loop(base, examples, params):
     from transformers import AutoModelForCausalLM
 
     from tasks.hardware import resolve_mixed_precision
-    from tasks.training import collate, length_grouped_order, lora_config, set_seed
+    from tasks.training import batch_order, collate, lora_config, set_seed
 
     set_seed(params["seed"])
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -72,10 +72,7 @@ def bare_loop(base, examples, params):
     optimizer = torch.optim.AdamW(
         [p for p in model.parameters() if p.requires_grad], lr=params["learning_rate"]
     )
-    lengths = [len(e.input_ids) for e in examples]
-    order = [
-        examples[i] for i in length_grouped_order(lengths, params["batch_size"], params["seed"], 0)
-    ]
+    order = [examples[i] for i in batch_order(examples, params, 0)]  # as the project path
     bs = params["batch_size"]
     tokens, started = 0, time.perf_counter()
     model.train()

@@ -136,6 +136,7 @@ class TrainingProfile(Section):
     checkpoint_every: Count = 0
     eval_every: Count = 0
     patience: Count = 0  # 0 = no early stopping
+    length_grouped: bool = False  # batches of similar length (tasks.training.length_grouped_order)
     gate_metric: str
 
     @field_validator("gate_metric")

@@ -179,6 +179,16 @@ def length_grouped_order(
     return [i for b in full + [b for b in batches if len(b) < size] for i in b]
 
 
+def batch_order(examples: list[TrainingExample], params: dict[str, Any], epoch: int) -> list[int]:
+    """The epoch's example order: length-grouped batches when the profile says
+    `length_grouped: true` (the `default` CPU profile), else the plain shuffle the `gpu`
+    profile was measured with."""
+    if params.get("length_grouped"):
+        lengths = [len(e.input_ids) for e in examples]
+        return length_grouped_order(lengths, params["batch_size"], params["seed"], epoch)
+    return epoch_order(len(examples), params["seed"], epoch)
+
+
 def mean_eval_loss(model, examples: list[TrainingExample], pad_id: int, batch_size: int) -> float:
     """Mean answer-token loss on held-out examples."""
     import torch
@@ -265,9 +275,7 @@ def train_lora(
     with progress("LoRA fine-tuning", max_steps, key="lora-training") as bar:
         bar.advance(result.steps)
         while result.steps < max_steps and not result.stopped_early:
-            lengths = [len(e.input_ids) for e in examples]
-            grouped = length_grouped_order(lengths, params["batch_size"], params["seed"], epoch)
-            ordered = [examples[i] for i in grouped]
+            ordered = [examples[i] for i in batch_order(examples, params, epoch)]
             loader = accelerator.prepare_data_loader(
                 DataLoader(
                     ordered,

@@ -82,3 +82,20 @@ def test_length_grouped_batches_are_a_deterministic_permutation_with_less_paddin
     assert padded(order) < 0.9 * padded(epoch_order(161, 7, 0))
     firsts = {length_grouped_order(lengths, 4, seed=s, epoch=0)[0] for s in range(10)}
     assert len(firsts) > 1  # the batches are shuffled, not always longest first
+
+
+def test_only_profiles_that_ask_for_it_group_batches_by_length():
+    from dataclasses import dataclass
+
+    from tasks.training import batch_order, epoch_order, length_grouped_order
+
+    @dataclass
+    class Example:
+        input_ids: list[int]
+
+    examples = [Example([0] * n) for n in (5, 900, 7, 800, 6, 700, 9, 600)]
+    plain = {"batch_size": 2, "seed": 3}
+    assert batch_order(examples, plain, 0) == epoch_order(8, 3, 0)  # the gpu profile's recipe
+    lengths = [len(e.input_ids) for e in examples]
+    grouped = batch_order(examples, plain | {"length_grouped": True}, 0)
+    assert grouped == length_grouped_order(lengths, 2, 3, 0)
