@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -69,15 +70,21 @@ def embed_texts(
     return np.concatenate(parts)
 
 
+_ONE_THREAD = threading.Lock()
+
+
 def embed_query(model: str, text: str) -> list[float]:
     """One query on one thread: for a dozen tokens, thread hand-offs cost more than they save,
     and a second busy process beside it makes two threads many times slower (p95 124 ms
-    against 15 ms measured on 2 loaded cores)."""
+    against 15 ms measured on 2 loaded cores). Queries take turns (~15 ms each): torch's
+    thread count is process-wide, and concurrent save-set-restore sequences of a served
+    model's request threads left the whole process on one thread (P5, 2026-11-28)."""
     import torch
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return embed_texts(model, [text], show=False)[0].tolist()
-    finally:
-        torch.set_num_threads(threads)
+    with _ONE_THREAD:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return embed_texts(model, [text], show=False)[0].tolist()
+        finally:
+            torch.set_num_threads(threads)

@@ -199,6 +199,11 @@ class HybridEngine:
         # the generator has no adapter, so it is the base model)
         self._load_base = base_generator
         self._base: Any = None
+        import torch
+
+        # the torch threads chosen for this engine (configure_threads before loading): the
+        # batcher's worker pins them before every batch, whatever request threads did since
+        self.threads = torch.get_num_threads()
         self.client = client
         self.config = config
         self.model_version = model_version
@@ -239,6 +244,9 @@ class HybridEngine:
         self, key: tuple[str, int, bool], items: list[tuple[str, list[dict]]]
     ) -> list[tuple[str, dict[str, int]]]:
         """Raw replies with their token counts (empty when the generator does not count)."""
+        import torch
+
+        torch.set_num_threads(self.threads)
         system, max_new_tokens, use_adapter = key
         generator = self.generator_for(use_adapter)
         texts = generator.answer_many(
