@@ -240,6 +240,12 @@ class HybridEngine:
             self._base = self._load_base()
         return self._base
 
+    def version_for(self, style: AnswerStyle) -> str | None:
+        """The model version that answers in this style (`base` where the adapter is off)."""
+        if style.use_adapter or self._load_base is None:
+            return self.model_version
+        return "base"
+
     def _generate_batch(
         self, key: tuple[str, int, bool], items: list[tuple[str, list[dict]]]
     ) -> list[tuple[str, dict[str, int]]]:
@@ -320,8 +326,10 @@ class HybridEngine:
         context = passages[: self.config.context_passages]
         best = max((p.similarity for p in context), default=0.0)
         text, cited, answered = self.config.no_answer_text, None, False
+        version = self.model_version  # the model that answered: "base" for an unadapted style
         if context and best >= self.config.min_similarity:
             style = self.config.style_for(context)
+            version = self.version_for(style)
             with scope.span("prompt", "PARSER") as span:
                 tracing_steps.record_prompt(span, style, question, context)
             with scope.span("generation", "LLM") as span:
@@ -367,7 +375,7 @@ class HybridEngine:
                 }
                 for p in context
             ],
-            model_version=self.model_version,
+            model_version=version,
             index_collection=live_index(self.client, self.config.alias, required=False),
             groups=groups,
             timings_ms=timings,
@@ -392,7 +400,7 @@ class HybridEngine:
                     conflict=None if not check else conflict is not None,
                     closed_book_answer=closed,
                     groups=list(groups),
-                    model_version=self.model_version,
+                    model_version=version,
                     index_collection=result.index_collection,
                     caller=self.caller,
                     trace_id=scope.trace_id,

@@ -85,7 +85,7 @@ def record_generation(
     if not span.recording:
         return
     attributes: dict[str, Any] = {
-        "model_version": str(engine.model_version) if style.use_adapter else "base",
+        "model_version": str(engine.version_for(style)),
         "answer_style": style.name or "default",
         "max_new_tokens": style.max_new_tokens,
         **usage,

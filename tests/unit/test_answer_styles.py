@@ -81,6 +81,7 @@ def test_the_engine_routes_each_style_to_its_model_and_budget(params):
         assert engine._generate(filings, "q", [])[0] == "base [1]"
         assert engine._generate(filings, "q2", [])[0] == "base [1]"
         assert loads == [1]  # once
+        assert engine.version_for(filings) == "base" and engine.version_for(span) == "3"
         assert tuned.calls == [("SPAN", 1, 16)]
         assert base.calls[0][2] == 160 and "filings" in base.calls[0][0]
     finally:
@@ -96,6 +97,7 @@ def test_a_style_that_uses_the_adapter_keeps_it_and_no_loader_means_one_model(pa
         plain = HybridEngine(Recorder("base-only"), None, config(params), "base")
         try:  # a generator without an adapter is the base model: it answers every style
             assert plain._generate(filings, "q", [])[0] == "base-only [1]"
+            assert plain.version_for(filings) == "base"
         finally:
             plain.close()
     finally:

@@ -77,6 +77,10 @@ def test_retrieval_documents_and_generation_usage():
     class Engine:
         model_version = "3"
 
+        @staticmethod
+        def version_for(style):  # as HybridEngine: "base" where the style is unadapted
+            return "3" if style.use_adapter else "base"
+
     span = Recorder()
     usage = {"input_tokens": 120, "output_tokens": 5}
     style = AnswerStyle("", "Answer.", 8)
