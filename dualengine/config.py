@@ -183,11 +183,6 @@ class TrainingStyle(Section):
     def system(self) -> str:
         return " ".join(self.system_prompt.split())
 
-    def owns(self, source: str, name: str) -> bool:
-        """Whether a passage of this `source` comes from the style's corpus `name` (the
-        bundled corpora's sources start with `<corpus>/`)."""
-        return str(source).startswith(f"{name}/")
-
 
 class RaftSection(Section):
     distractors: Count

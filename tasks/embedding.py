@@ -41,13 +41,10 @@ def bf16_autocast() -> bool:
 
 
 def _encode(embedder, texts: list[str], batch_size: int) -> np.ndarray:
-    import contextlib
-
     import numpy as np
     import torch
 
-    mixed = torch.autocast("cpu", dtype=torch.bfloat16) if bf16_autocast() else None
-    with mixed or contextlib.nullcontext():
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16_autocast()):
         vectors = embedder.encode(texts, batch_size=batch_size, normalize_embeddings=True)
     return np.asarray(vectors, dtype=np.float32)
 
